@@ -1,0 +1,16 @@
+// Subcommands of the one `petal` binary. Each takes argv without "petal"
+// (argv[0] is the subcommand name) and returns the process exit code:
+// 0 ok, 1 failure, 2 usage or input error.
+#ifndef PETAL_CMD_H
+#define PETAL_CMD_H
+
+int cmd_train(int argc, char **argv);
+int cmd_model(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+// Front end (cmd/cmd_fbank.c): `petal data fbank ...`, `petal bench fbank ...`.
+int cmd_data_fbank(int argc, char **argv);
+int cmd_bench_fbank(int argc, char **argv);
+
+#endif

@@ -1,0 +1,42 @@
+// petal: one binary, git-style subcommands.
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} subcommand;
+
+static const subcommand subcommands[] = {
+    {"train", cmd_train, "run one trial (training loop on a model config)"},
+    {"model", cmd_model, "inspect model configs (parameter counts per method)"},
+    {"bench", cmd_bench, "time one training step configuration (one bench line)"},
+    {"data", cmd_data, "audio front end and datasets (fbank, synth corpora)"},
+    {"demo", cmd_demo, "the small embedded study that `make demo` runs"},
+};
+#define NSUB (int)(sizeof subcommands / sizeof subcommands[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: petal <command> [options]\n\ncommands:\n");
+    for (int i = 0; i < NSUB; i++)
+        fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].help);
+    fprintf(f, "\n`petal <command> --help` describes a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 0; i < NSUB; i++)
+        if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "petal: unknown command '%s' (see petal --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,104 @@
+// Status messages, checked allocation, RNG and clock for the training core.
+#include "core/common.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+int petal_fail(petal_err *err, int status, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+static void oom(size_t bytes) {
+    fprintf(stderr, "petal: out of memory allocating %zu bytes\n", bytes);
+    abort();
+}
+
+void *petal_malloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) oom(bytes);
+    return p;
+}
+
+void *petal_calloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) oom(n * size);
+    return p;
+}
+
+float *petal_falloc(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) oom(bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void petal_rng_seed(petal_rng *r, uint64_t seed) {
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t petal_rng_u64(petal_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double petal_rng_uniform(petal_rng *r) {
+    return (double)(petal_rng_u64(r) >> 11) * 0x1.0p-53;
+}
+
+uint64_t petal_rng_below(petal_rng *r, uint64_t n) {
+    PETAL_ASSERT(n > 0);
+    // Rejection sampling: no modulo bias.
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do x = petal_rng_u64(r);
+    while (x >= limit);
+    return x % n;
+}
+
+double petal_rng_normal(petal_rng *r) {
+    double u1 = petal_rng_uniform(r), u2 = petal_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+void petal_rng_shuffle(petal_rng *r, int *idx, int n) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)petal_rng_below(r, (uint64_t)i + 1);
+        int t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}
+
+double petal_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}

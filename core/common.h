@@ -1,0 +1,59 @@
+// Shared basics of the training core: status codes, the two kinds of error
+// (bugs abort with file:line; runtime failures return a status and a message),
+// checked allocation, and the seeded random number generator.
+#ifndef PETAL_COMMON_H
+#define PETAL_COMMON_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+// Status codes double as process exit codes.
+enum { PETAL_OK = 0, PETAL_EFAIL = 1, PETAL_EINPUT = 2 };
+
+// A broken invariant: print where and abort (never for bad user input).
+#define PETAL_ASSERT(cond)                                                      \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            fprintf(stderr, "%s:%d: internal error: %s\n", __FILE__, __LINE__,  \
+                    #cond);                                                     \
+            abort();                                                            \
+        }                                                                       \
+    } while (0)
+
+// Error buffer filled by a failing call; callers print it.
+typedef struct {
+    char msg[1024];
+} petal_err;
+
+// Formats msg into err (if non-NULL) and returns status.
+int petal_fail(petal_err *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// malloc/calloc that abort with a message when memory is exhausted.
+void *petal_malloc(size_t bytes);
+void *petal_calloc(size_t n, size_t size);
+// 64-byte aligned, zeroed; free with free().
+float *petal_falloc(size_t n);
+
+// ---- random numbers ---------------------------------------------------------
+// xoshiro256** seeded through splitmix64: small state that checkpoints can
+// store, same stream on every machine.
+typedef struct {
+    uint64_t s[4];
+} petal_rng;
+
+void petal_rng_seed(petal_rng *r, uint64_t seed);
+uint64_t petal_rng_u64(petal_rng *r);
+// Uniform in [0, 1).
+double petal_rng_uniform(petal_rng *r);
+// Uniform integer in [0, n).
+uint64_t petal_rng_below(petal_rng *r, uint64_t n);
+// Standard normal (Box-Muller, no cached second value so state is all in s).
+double petal_rng_normal(petal_rng *r);
+// Fisher-Yates shuffle of idx[0..n).
+void petal_rng_shuffle(petal_rng *r, int *idx, int n);
+
+// Wall-clock seconds (monotonic).
+double petal_now(void);
+#endif

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages petal needs, only those that are missing.
+# Libraries are looked up with pkg-config, programs with command -v.
+#   tools/deps.sh          build + test dependencies
+#   tools/deps.sh --torch  also PyTorch/torchaudio (fixtures and benchmarks)
+set -euo pipefail
+
+missing=()
+need_pc() { pkg-config --exists "$1" 2>/dev/null || missing+=("$2"); }
+need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+
+need_cmd pkg-config pkg-config
+need_cmd cc gcc
+need_cmd make make
+need_pc openblas libopenblas-dev
+need_pc fftw3f libfftw3-dev
+need_pc yaml-0.1 libyaml-dev
+need_pc hdf5 libhdf5-dev
+need_pc ompi-c libopenmpi-dev
+need_cmd mpirun openmpi-bin
+need_pc sndfile libsndfile1-dev
+need_pc samplerate libsamplerate0-dev
+need_cmd sox sox
+need_cmd espeak-ng espeak-ng
+need_cmd h5dump hdf5-tools
+
+if [ "${1:-}" = "--torch" ]; then
+  /usr/bin/python3 -c 'import torch, torchaudio, h5py, numpy' 2>/dev/null ||
+    missing+=(python3-torch python3-torchaudio python3-h5py python3-numpy)
+fi
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" != 0 ]; then
+  echo "deps: missing packages (${missing[*]}); run as root or install them" >&2
+  exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
