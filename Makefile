@@ -26,31 +26,34 @@ deps:
 	@bash tools/deps.sh
 
 petal: build/cmd/main.o build/libpetal.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/libpetal.a: $(LIBOBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 build/canary/libpetal.a: $(CANARYOBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 build/%.o: %.c $(wildcard core/*.h */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 build/canary/%.o: %.c $(wildcard core/*.h */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DPETAL_CANARY -c -o $@ $<
+	@$(CC) $(CFLAGS) -DPETAL_CANARY -c -o $@ $<
 
 build/tests/%: tests/%.c tests/check.h build/libpetal.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< build/libpetal.a $(LDLIBS)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) -o $@ $< build/libpetal.a $(LDLIBS)
 
 build/canary/test_gradcheck: tests/test_gradcheck.c tests/check.h build/canary/libpetal.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DPETAL_CANARY -o $@ $< build/canary/libpetal.a $(LDLIBS)
+	@$(CC) $(CFLAGS) -DPETAL_CANARY -o $@ $< build/canary/libpetal.a $(LDLIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory petal $(TESTBIN) build/canary/test_gradcheck

@@ -1,0 +1,55 @@
+// ==== Pooling over tokens and softmax cross-entropy ===========================
+#include <math.h>
+#include <string.h>
+
+#include "core/ops.h"
+
+void pool_forward(float *pooled, const float *x, ast_pool pool, int B, int T, int C) {
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * T * C;
+        float *o = pooled + (size_t)b * C;
+        int t0 = 0, t1 = pool == POOL_ALL ? T : pool == POOL_CLS ? 1 : 2;
+        memset(o, 0, (size_t)C * sizeof *o);
+        for (int t = t0; t < t1; t++)
+            for (int c = 0; c < C; c++) o[c] += xb[(size_t)t * C + c];
+        float inv = 1.0f / (float)(t1 - t0);
+        for (int c = 0; c < C; c++) o[c] *= inv;
+    }
+}
+
+void pool_backward(float *dx, const float *dpooled, ast_pool pool, int B, int T, int C) {
+    int nt = pool == POOL_ALL ? T : pool == POOL_CLS ? 1 : 2;
+    float inv = 1.0f / (float)nt;
+    memset(dx, 0, (size_t)B * T * C * sizeof *dx);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < nt; t++)
+            for (int c = 0; c < C; c++)
+                dx[((size_t)b * T + t) * C + c] = dpooled[(size_t)b * C + c] * inv;
+}
+
+double crossentropy_forward(float *probs, int *correct, const float *logits, const int *labels,
+                            int B, int K) {
+    double loss = 0.0;
+    int right = 0;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * K;
+        float *p = probs + (size_t)b * K;
+        int arg = 0;
+        for (int k = 1; k < K; k++) arg = z[k] > z[arg] ? k : arg;
+        double s = 0.0;
+        for (int k = 0; k < K; k++) s += exp((double)z[k] - z[arg]);
+        for (int k = 0; k < K; k++) p[k] = (float)(exp((double)z[k] - z[arg]) / s);
+        loss += log(s) - ((double)z[labels[b]] - z[arg]);
+        right += arg == labels[b];
+    }
+    if (correct) *correct = right;
+    return loss / B;
+}
+
+void crossentropy_backward(float *dlogits, const float *probs, const int *labels, int B, int K) {
+    float inv = 1.0f / (float)B;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++)
+            dlogits[(size_t)b * K + k] =
+                (probs[(size_t)b * K + k] - (k == labels[b] ? 1.0f : 0.0f)) * inv;
+}

@@ -1,0 +1,197 @@
+// Parameter table: layout, lookup and HDF5 load/save by name.
+#include "core/params.h"
+
+#include <hdf5.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <string.h>
+
+int param_add(param_table *t, const char *name, int layer, int trainable, int ndim, ...) {
+    PETAL_ASSERT(t->data == NULL);  // no rows after allocation
+    PETAL_ASSERT(ndim >= 1 && ndim <= PARAM_MAX_DIMS);
+    PETAL_ASSERT(strlen(name) < PARAM_NAME_MAX);
+    if (t->nrows == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 64;
+        param_row *rows = realloc(t->rows, (size_t)t->cap * sizeof *rows);
+        if (!rows) {
+            fprintf(stderr, "petal: out of memory growing the parameter table\n");
+            abort();
+        }
+        t->rows = rows;
+    }
+    param_row *r = &t->rows[t->nrows];
+    memset(r, 0, sizeof *r);
+    strcpy(r->name, name);
+    r->ndim = ndim;
+    r->layer = layer;
+    r->trainable = (unsigned char)(trainable != 0);
+    r->decay = 1;  // AdamW decays every tensor by default, as torch.optim.AdamW does
+    va_list ap;
+    va_start(ap, ndim);
+    r->n = 1;
+    for (int i = 0; i < ndim; i++) {
+        r->shape[i] = va_arg(ap, int);
+        PETAL_ASSERT(r->shape[i] > 0);
+        r->n *= (size_t)r->shape[i];
+    }
+    va_end(ap);
+    return t->nrows++;
+}
+
+// Each tensor starts on a 64-byte boundary so vector loops stay aligned.
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+void param_table_alloc(param_table *t) {
+    size_t off = 0, goff = 0;
+    for (int i = 0; i < t->nrows; i++) {
+        param_row *r = &t->rows[i];
+        r->offset = off;
+        off += round16(r->n);
+        if (r->trainable) {
+            r->goff = (ptrdiff_t)goff;
+            goff += round16(r->n);
+        } else {
+            r->goff = -1;
+        }
+    }
+    t->ndata = off;
+    t->ngrad = goff;
+    t->data = petal_falloc(off);
+    t->grad = goff ? petal_falloc(goff) : NULL;
+}
+
+void param_table_free(param_table *t) {
+    free(t->rows);
+    free(t->data);
+    free(t->grad);
+    memset(t, 0, sizeof *t);
+}
+
+int param_find(const param_table *t, const char *name) {
+    for (int i = 0; i < t->nrows; i++)
+        if (!strcmp(t->rows[i].name, name)) return i;
+    return -1;
+}
+
+float *param_data(const param_table *t, int row) {
+    PETAL_ASSERT(row >= 0 && row < t->nrows && t->data);
+    return t->data + t->rows[row].offset;
+}
+
+float *param_grad(const param_table *t, int row) {
+    PETAL_ASSERT(row >= 0 && row < t->nrows);
+    return t->rows[row].goff < 0 ? NULL : t->grad + t->rows[row].goff;
+}
+
+size_t param_count(const param_table *t, int trainable_only) {
+    size_t n = 0;
+    for (int i = 0; i < t->nrows; i++)
+        if (!trainable_only || t->rows[i].trainable) n += t->rows[i].n;
+    return n;
+}
+
+int param_lowest_trainable_layer(const param_table *t) {
+    int lo = INT_MAX;
+    for (int i = 0; i < t->nrows; i++)
+        if (t->rows[i].trainable && t->rows[i].layer < lo) lo = t->rows[i].layer;
+    return lo;
+}
+
+void param_shape_str(char *buf, size_t n, const param_row *r) {
+    int k = snprintf(buf, n, "(");
+    for (int i = 0; i < r->ndim && k > 0 && (size_t)k < n; i++)
+        k += snprintf(buf + k, n - (size_t)k, i ? ", %d" : "%d", r->shape[i]);
+    if (k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, ")");
+}
+
+int param_load_h5(param_table *t, const char *path, const char *group, petal_err *err) {
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);  // we report errors ourselves
+    int status = PETAL_OK;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        status = petal_fail(err, PETAL_EINPUT, "%s: cannot open as HDF5", path);
+        goto out;
+    }
+    for (int i = 0; i < t->nrows && status == PETAL_OK; i++) {
+        param_row *r = &t->rows[i];
+        char dname[PARAM_NAME_MAX + 128], want[64], got[64];
+        snprintf(dname, sizeof dname, "%s/%s", group, r->name);
+        hid_t d = H5Dopen2(f, dname, H5P_DEFAULT);
+        if (d < 0) {
+            status = petal_fail(err, PETAL_EINPUT, "%s: missing tensor %s", path, dname);
+            break;
+        }
+        hid_t s = H5Dget_space(d);
+        hsize_t dims[8] = {0};
+        int nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+        int ok = nd == r->ndim && nd <= 8;
+        if (ok) {
+            H5Sget_simple_extent_dims(s, dims, NULL);
+            for (int k = 0; k < nd; k++) ok &= dims[k] == (hsize_t)r->shape[k];
+        }
+        if (!ok) {
+            param_shape_str(want, sizeof want, r);
+            int k = snprintf(got, sizeof got, "(");
+            for (int j = 0; j < nd && j < 8 && k < (int)sizeof got; j++)
+                k += snprintf(got + k, sizeof got - (size_t)k, j ? ", %llu" : "%llu",
+                              (unsigned long long)dims[j]);
+            if (k < (int)sizeof got) snprintf(got + k, sizeof got - (size_t)k, ")");
+            status = petal_fail(err, PETAL_EINPUT, "%s: tensor %s has shape %s, expected %s", path,
+                                dname, got, want);
+        } else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                           param_data(t, i)) < 0) {
+            status = petal_fail(err, PETAL_EINPUT, "%s: cannot read tensor %s", path, dname);
+        }
+        if (s >= 0) H5Sclose(s);
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+out:
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    return status;
+}
+
+// Creates every missing group along `path` (HDF5 wants parents to exist).
+static int ensure_groups(hid_t file, const char *path) {
+    char buf[PARAM_NAME_MAX + 128];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (H5Lexists(file, buf, H5P_DEFAULT) <= 0) {
+            hid_t g = H5Gcreate2(file, buf, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            if (g < 0) return -1;
+            H5Gclose(g);
+        }
+        *p = '/';
+    }
+    return 0;
+}
+
+int param_save_h5(const param_table *t, long long file_id, const char *group, int trainable_only,
+                  petal_err *err) {
+    hid_t f = (hid_t)file_id;
+    for (int i = 0; i < t->nrows; i++) {
+        const param_row *r = &t->rows[i];
+        if (trainable_only && !r->trainable) continue;
+        char dname[PARAM_NAME_MAX + 128];
+        snprintf(dname, sizeof dname, "%s/%s", group, r->name);
+        hsize_t dims[PARAM_MAX_DIMS];
+        for (int k = 0; k < r->ndim; k++) dims[k] = (hsize_t)r->shape[k];
+        if (ensure_groups(f, dname) < 0)
+            return petal_fail(err, PETAL_EFAIL, "cannot create HDF5 groups for %s", dname);
+        hid_t s = H5Screate_simple(r->ndim, dims, NULL);
+        hid_t d = s < 0 ? -1
+                        : H5Dcreate2(f, dname, H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT,
+                                     H5P_DEFAULT);
+        int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                    param_data(t, i)) >= 0;
+        if (d >= 0) H5Dclose(d);
+        if (s >= 0) H5Sclose(s);
+        if (!ok) return petal_fail(err, PETAL_EFAIL, "cannot write tensor %s", dname);
+    }
+    return PETAL_OK;
+}

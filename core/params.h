@@ -1,0 +1,58 @@
+// The parameter table: one row per tensor (HF name, shape, offset, trainable,
+// decay) over one contiguous buffer. Gradients and AdamW moments live in a
+// second buffer that holds only the trainable rows, in table order, so frozen
+// tensors cost no gradient or optimizer memory and the optimizer is one loop.
+#ifndef PETAL_PARAMS_H
+#define PETAL_PARAMS_H
+#include <stddef.h>
+
+#include "core/common.h"
+
+#define PARAM_NAME_MAX 96
+#define PARAM_MAX_DIMS 4
+
+typedef struct {
+    char name[PARAM_NAME_MAX];
+    int ndim;
+    int shape[PARAM_MAX_DIMS];
+    size_t n;        // elements
+    size_t offset;   // into param_table.data
+    ptrdiff_t goff;  // into param_table.grad (and the moments); -1 when frozen
+    int layer;       // -1 embeddings, 0..L-1 encoder layer, L after the encoder
+    unsigned char trainable, decay;
+} param_row;
+
+typedef struct {
+    param_row *rows;
+    int nrows, cap;
+    float *data;   // (ndata) every tensor, rows laid out in table order
+    size_t ndata;
+    float *grad;   // (ngrad) trainable tensors only, in table order
+    size_t ngrad;
+} param_table;
+
+// Appends a row (before param_table_alloc); returns its index.
+int param_add(param_table *t, const char *name, int layer, int trainable, int ndim, ...);
+// Lays out offsets and allocates data (zeroed) and grad buffers.
+void param_table_alloc(param_table *t);
+void param_table_free(param_table *t);
+// Row index of a name, or -1.
+int param_find(const param_table *t, const char *name);
+float *param_data(const param_table *t, int row);
+// NULL when the row is frozen.
+float *param_grad(const param_table *t, int row);
+// Counts elements: all rows, or only trainable ones.
+size_t param_count(const param_table *t, int trainable_only);
+// Lowest `layer` among trainable rows (the backward can stop above it);
+// INT_MAX when nothing is trainable.
+int param_lowest_trainable_layer(const param_table *t);
+// Formats "name (a, b, c)" into buf.
+void param_shape_str(char *buf, size_t n, const param_row *r);
+
+// Reads every row from HDF5 datasets `<group>/<name>`, checking shapes.
+// Missing or wrong-shaped tensors fail with the file and tensor named.
+int param_load_h5(param_table *t, const char *path, const char *group, petal_err *err);
+// Writes rows (all, or trainable only) as `<group>/<name>` into an open file.
+int param_save_h5(const param_table *t, long long file_id, const char *group, int trainable_only,
+                  petal_err *err);
+#endif
