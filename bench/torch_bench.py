@@ -1,0 +1,69 @@
+"""PyTorch training-step throughput for the AST, the baseline petal's C core is
+compared with. Float32, the reference optimizer (AdamW + cosine), the method's
+trainable set frozen the ordinary PyTorch way (requires_grad=False, no manual
+no_grad), one warm-up step, then --steps timed steps. Prints exactly one line:
+
+  torch method=<m> frames=<T> batch=<B> samples_per_s=<x> rss_mib=<peak RSS MiB>
+"""
+
+import argparse
+import os
+import resource
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from torch_ast import METHODS, SIZES, ASTModel, _init_random, config_for, loss_fn, make_optimizer, set_trainable  # noqa: E402,E501
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--method", required=True, choices=sorted(METHODS))
+    ap.add_argument("--batch", type=int, required=True)
+    ap.add_argument("--frames", type=int, required=True)
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--size", required=True, choices=sorted(SIZES))
+    ap.add_argument("--steps", type=int, default=5)
+    a = ap.parse_args()
+    if a.batch < 1 or a.steps < 1 or a.threads < 1:
+        ap.error("--batch, --steps and --threads must be >= 1")
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    cfg = config_for(a.size, frames=a.frames)
+    if cfg.t_dim < 1:
+        ap.error(f"--frames must be >= {cfg.patch}")
+    model = ASTModel(cfg)
+    _init_random(model, torch.Generator().manual_seed(0), std_tok=0.02)
+    model.train()
+    params = set_trainable(model, a.method)
+    opt, sched = make_optimizer(params, lr=1e-4, steps=a.steps + 1)
+    x = torch.randn(a.batch, cfg.frames, cfg.F)
+    y = torch.randint(0, cfg.K, (a.batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return loss
+
+    step()  # warm-up: allocator, optimizer state, thread pool
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        loss = step()
+    dt = time.perf_counter() - t0
+    if not torch.isfinite(loss):
+        sys.stderr.write(f"torch_bench: non-finite loss {loss.item()}\n")
+        return 1
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"torch method={a.method} frames={a.frames} batch={a.batch} "
+          f"samples_per_s={a.batch * a.steps / dt:.3f} rss_mib={rss:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
