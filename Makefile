@@ -18,6 +18,7 @@ TESTBIN := $(TESTSRC:tests/%.c=build/tests/%)
 # The canary: the same core built with one backward deliberately broken; the
 # gradient check must fail on it (proves the check can fail).
 CANARYOBJ := $(LIBOBJ:build/%=build/canary/%)
+CANARYBIN := build/canary/test_gradcheck build/canary/test_fixtures
 
 .PHONY: all deps test demo bench fixtures clean
 all: deps petal
@@ -51,12 +52,12 @@ build/tests/%: tests/%.c tests/check.h build/libpetal.a
 	@echo "  LD $@"
 	@$(CC) $(CFLAGS) -o $@ $< build/libpetal.a $(LDLIBS)
 
-build/canary/test_gradcheck: tests/test_gradcheck.c tests/check.h build/canary/libpetal.a
+build/canary/test_%: tests/test_%.c tests/check.h build/canary/libpetal.a
 	@mkdir -p $(dir $@)
 	@$(CC) $(CFLAGS) -DPETAL_CANARY -o $@ $< build/canary/libpetal.a $(LDLIBS)
 
 test: deps
-	@$(MAKE) --no-print-directory petal $(TESTBIN) build/canary/test_gradcheck
+	@$(MAKE) --no-print-directory petal $(TESTBIN) $(CANARYBIN)
 	@bash tests/run.sh
 
 demo: deps
