@@ -1,12 +1,102 @@
-// `petal bench`: placeholder.
+// `petal bench`: times training steps of one configuration and prints one
+// record; `make bench` (bench/run.sh) sets it beside PyTorch's figure.
+// The OpenBLAS sgemm ceiling is measured in the same process and threads.
+#include <cblas.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
+#include "cmd/args.h"
 #include "cmd/cmd.h"
+#include "core/adamw.h"
+#include "core/ast.h"
+#include "core/threads.h"
+#include "core/train.h"
+
+static const char usage[] =
+    "usage: petal bench [options]        (or: petal bench fbank ...)\n"
+    "Times training steps (forward, backward, AdamW) on random features and prints\n"
+    "  petal method=M frames=T batch=B samples_per_s=X gflops=G sgemm_gflops=S sgemm_frac=G/S rss_mib=R\n"
+    MODEL_OPTS_HELP
+    "  --batch B  --threads N  --steps S (timed steps after one warm-up)\n";
+
+// Best GFLOP/s of a large square sgemm: the ceiling a GEMM-bound step can reach.
+static double sgemm_ceiling(void) {
+    int n = 2048;
+    float *a = petal_falloc((size_t)n * n), *b = petal_falloc((size_t)n * n),
+          *c = petal_falloc((size_t)n * n);
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
+    double best = 0.0;
+    for (int r = 0; r < 4; r++) {
+        double t0 = petal_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                    n);
+        double g = 2.0 * n * n * n / (petal_now() - t0) * 1e-9;
+        if (r > 0 && g > best) best = g;  // first run warms the threads and caches
+    }
+    free(a), free(b), free(c);
+    return best;
+}
 
 int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "fbank")) return cmd_bench_fbank(argc - 1, argv + 1);
-    (void)argc, (void)argv;
-    fprintf(stderr, "petal bench: not built yet\n");
-    return 2;
+    model_opts mo = {.size = "base", .method = "full", .pool = "all", .frames = 100, .classes = 35};
+    int batch = 8, threads = 0, steps = 5;
+    args a = {argc, argv, 1, 0};
+    for (; a.i < argc && !a.bad; a.i++) {
+        if (!strcmp(argv[a.i], "--help") || !strcmp(argv[a.i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (args_model(&a, &mo) || args_int(&a, "--batch", &batch, 1, 65536) ||
+            args_int(&a, "--threads", &threads, 0, 4096) ||
+            args_int(&a, "--steps", &steps, 1, 100000))
+            continue;
+        args_unknown(&a, "bench");
+    }
+    if (a.bad) return 2;
+    petal_err err;
+    ast_config cfg;
+    ast_method meth;
+    if (model_opts_resolve(&cfg, &meth, &mo, &err)) {
+        fprintf(stderr, "petal bench: %s\n", err.msg);
+        return 2;
+    }
+    petal_set_threads(threads);
+    double ceiling = sgemm_ceiling();
+
+    ast_model m;
+    if (ast_model_init(&m, &cfg, &meth, batch, &err)) {
+        fprintf(stderr, "petal bench: %s\n", err.msg);
+        return 2;
+    }
+    ast_init_weights(&m, 1);
+    float *x = petal_falloc((size_t)batch * cfg.frames * cfg.F);
+    int *y = petal_malloc(sizeof(int) * (size_t)batch);
+    synthetic_features(x, y, batch, cfg.frames, cfg.F, cfg.K, 2);
+    adamw_config oc = adamw_defaults(ast_method_default_lr(&meth));
+    adamw_state opt;
+    adamw_init(&opt, &oc, &m.params);
+    double t0 = 0.0;
+    for (int s = 0; s <= steps; s++) {
+        if (s == 1) {  // step 0 is the warm-up
+            t0 = petal_now();
+            petal_gemm_flops = 0.0;
+        }
+        ast_forward(&m, x, y, batch, NULL);
+        ast_backward(&m, y, batch);
+        adamw_step(&opt, &m.params, oc.lr);
+    }
+    double secs = petal_now() - t0;
+    double gflops = petal_gemm_flops / secs * 1e-9;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("petal method=%s frames=%d batch=%d samples_per_s=%.3f gflops=%.1f sgemm_gflops=%.1f "
+           "sgemm_frac=%.3f rss_mib=%.1f\n",
+           ast_method_name(&meth), cfg.frames, batch, steps * batch / secs, gflops, ceiling,
+           gflops / ceiling, ru.ru_maxrss / 1024.0);
+    adamw_free(&opt);
+    free(x), free(y);
+    ast_model_free(&m);
+    return 0;
 }

@@ -44,6 +44,8 @@ typedef struct {
 } ast_method;
 int ast_method_parse(ast_method *m, const char *name, petal_err *err);
 const char *ast_method_name(const ast_method *m);
+// The reference recipe's learning rate for the method (REFERENCE.md).
+float ast_method_default_lr(const ast_method *m);
 
 // Pointers to one encoder layer's tensors (into the parameter or gradient
 // buffer; gradient pointers are NULL for frozen tensors).

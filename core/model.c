@@ -78,6 +78,11 @@ int ast_method_parse(ast_method *m, const char *name, petal_err *err) {
 
 const char *ast_method_name(const ast_method *m) { return method_names[m->base]; }
 
+float ast_method_default_lr(const ast_method *m) {
+    static const float lr[] = {5e-5f, 1e-3f, 5e-3f};  // full, linear, bitfit
+    return lr[m->base];
+}
+
 // ---- parameter table ---------------------------------------------------------------
 
 // Does the method train this tensor? kind: 'w' weight, 'b' bias, 'e' embedding

@@ -1,0 +1,81 @@
+// `--name value` flag parsing with one-line errors.
+#include "cmd/args.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int args_flag(args *a, const char *name, const char **value) {
+    if (strcmp(a->argv[a->i], name)) return 0;
+    if (a->i + 1 >= a->argc) {
+        fprintf(stderr, "petal: %s needs a value\n", name);
+        a->bad = 1;
+        *value = NULL;
+        return 1;
+    }
+    *value = a->argv[++a->i];
+    return 1;
+}
+
+int args_int(args *a, const char *name, int *out, int lo, int hi) {
+    const char *v;
+    if (!args_flag(a, name, &v)) return 0;
+    if (!v) return 1;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || end == v || x < lo || x > hi) {
+        fprintf(stderr, "petal: %s expects an integer in [%d, %d], got '%s'\n", name, lo, hi, v);
+        a->bad = 1;
+    } else {
+        *out = (int)x;
+    }
+    return 1;
+}
+
+int args_float(args *a, const char *name, float *out, float lo, float hi) {
+    const char *v;
+    if (!args_flag(a, name, &v)) return 0;
+    if (!v) return 1;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || *end || end == v || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "petal: %s expects a number in [%g, %g], got '%s'\n", name, lo, hi, v);
+        a->bad = 1;
+    } else {
+        *out = (float)x;
+    }
+    return 1;
+}
+
+int args_switch(args *a, const char *name, int *out) {
+    if (strcmp(a->argv[a->i], name)) return 0;
+    *out = 1;
+    return 1;
+}
+
+void args_unknown(args *a, const char *cmd) {
+    fprintf(stderr, "petal %s: unknown option '%s' (see petal %s --help)\n", cmd, a->argv[a->i],
+            cmd);
+    a->bad = 1;
+}
+
+int args_model(args *a, model_opts *o) {
+    const char *v;
+    if (args_flag(a, "--size", &v)) o->size = v ? v : o->size;
+    else if (args_flag(a, "--method", &v)) o->method = v ? v : o->method;
+    else if (args_flag(a, "--pool", &v)) o->pool = v ? v : o->pool;
+    else if (args_int(a, "--frames", &o->frames, 16, 100000)) {}
+    else if (args_int(a, "--classes", &o->classes, 2, 100000)) {}
+    else return 0;
+    return 1;
+}
+
+int model_opts_resolve(ast_config *cfg, ast_method *m, const model_opts *o, petal_err *err) {
+    int st = ast_config_preset(cfg, o->size, o->frames, o->classes, err);
+    if (!st) st = ast_pool_parse(&cfg->pool, o->pool, err);
+    if (!st) st = ast_method_parse(m, o->method, err);
+    return st;
+}

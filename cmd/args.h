@@ -1,0 +1,43 @@
+// Flag parsing shared by the subcommands: `--name value` pairs. A bad value
+// prints a one-line error naming the flag and makes the command exit 2.
+#ifndef PETAL_ARGS_H
+#define PETAL_ARGS_H
+#include "core/ast.h"
+
+typedef struct {
+    int argc;
+    char **argv;
+    int i;    // current position
+    int bad;  // set once an error was printed
+} args;
+
+// True when argv[i] is `name`; then *value points at the next argument
+// (a missing value is an error).
+int args_flag(args *a, const char *name, const char **value);
+// Same, converting the value; range-checked.
+int args_int(args *a, const char *name, int *out, int lo, int hi);
+int args_float(args *a, const char *name, float *out, float lo, float hi);
+// A flag without a value.
+int args_switch(args *a, const char *name, int *out);
+// Reports argv[i] as unknown.
+void args_unknown(args *a, const char *cmd);
+
+// The model options every model-running command takes.
+typedef struct {
+    const char *size;    // --size tiny|small|base
+    const char *method;  // --method full|linear|bitfit
+    const char *pool;    // --pool all|cls|cls_dist
+    int frames;          // --frames
+    int classes;         // --classes
+} model_opts;
+#define MODEL_OPTS_HELP                                                        \
+    "  --size tiny|small|base   model size (base = ViT-B as in the study)\n"   \
+    "  --method full|linear|bitfit\n"                                          \
+    "  --pool all|cls|cls_dist  token pooling before the head (default all)\n" \
+    "  --frames T               input frames (max_length)\n"                   \
+    "  --classes K              output classes\n"
+// Consumes argv[i] if it is a model option.
+int args_model(args *a, model_opts *o);
+// Turns the options into a model config and method (PETAL_EINPUT on bad names).
+int model_opts_resolve(ast_config *cfg, ast_method *m, const model_opts *o, petal_err *err);
+#endif
