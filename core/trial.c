@@ -31,6 +31,7 @@ int trial_run(trial_result *res, const ast_config *cfg, const ast_method *meth,
             break;
         }
         if (valid) evaluate(&va, &m, valid);
+        res->last_valid_acc = va.acc;
         if (history)
             fprintf(history,
                     "epoch %d train_loss=%.4f train_acc=%.4f valid_loss=%.4f valid_acc=%.4f "

@@ -17,7 +17,7 @@ typedef struct {
 
 typedef struct {
     int best_epoch;  // 1-based; the epoch whose weights were tested
-    double best_valid_acc, test_acc, test_loss, seconds;
+    double best_valid_acc, last_valid_acc, test_acc, test_loss, seconds;
     size_t trainable, total;  // parameter counts
 } trial_result;
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The petal binary as a user meets it: help, exit codes (0 ok, 2 usage/input),
+# one-line errors on stderr, a synthetic trial whose loss falls.
+cd "$(dirname "$0")/.."
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+expect_rc() { # rc command...
+  local want=$1; shift
+  "$@" >/tmp/petal_cli_out 2>/tmp/petal_cli_err; local rc=$?
+  if [ "$rc" = "$want" ]; then ok; else bad "$* -> rc $rc, want $want: $(cat /tmp/petal_cli_err)"; fi
+}
+expect_rc 0 ./petal --help
+grep -q "train" /tmp/petal_cli_out && ok || bad "help lists train"
+expect_rc 2 ./petal
+expect_rc 2 ./petal frobnicate
+grep -q "unknown command 'frobnicate'" /tmp/petal_cli_err && ok || bad "unknown command named"
+for c in train model bench demo; do expect_rc 0 ./petal $c --help; done
+expect_rc 2 ./petal train --synthetic --method nope
+grep -q "unknown method 'nope'" /tmp/petal_cli_err && ok || bad "bad method named"
+expect_rc 2 ./petal train --synthetic --epochs -3
+grep -q -- "--epochs expects an integer" /tmp/petal_cli_err && ok || bad "bad epochs named"
+expect_rc 2 ./petal train --synthetic --bogus
+expect_rc 2 ./petal model params --size huge
+grep -q "unknown model size 'huge'" /tmp/petal_cli_err && ok || bad "bad size named"
+expect_rc 0 ./petal model params --size base --method linear
+grep -q "method=linear trainable=28451 total=85366307" /tmp/petal_cli_out && ok || bad "linear counts at ViT-B: $(cat /tmp/petal_cli_out)"
+expect_rc 0 ./petal train --synthetic --epochs 4 --lr 1e-3 --threads 1
+first=$(sed -n 's/^epoch 1 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
+last=$(sed -n 's/^epoch 4 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
+awk -v f="$first" -v l="$last" 'BEGIN{exit !(l < f)}' && ok || bad "train loss falls ($first -> $last)"
+grep -q "^result method=full" /tmp/petal_cli_out && ok || bad "result line"
+rm -f /tmp/petal_cli_out /tmp/petal_cli_err
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
