@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/common.h"
+#include "core/method.h"
 #include "core/ops.h"
 #include "core/params.h"
 
@@ -37,18 +38,9 @@ int ast_tokens(const ast_config *cfg);
 int ast_pool_parse(ast_pool *pool, const char *name, petal_err *err);
 const char *ast_pool_name(ast_pool pool);
 
-// Which part of the backbone trains. The head and final LayerNorm always train.
-typedef enum { METHOD_FULL = 0, METHOD_LINEAR, METHOD_BITFIT } ast_base;
-typedef struct {
-    ast_base base;
-} ast_method;
-int ast_method_parse(ast_method *m, const char *name, petal_err *err);
-const char *ast_method_name(const ast_method *m);
-// The reference recipe's learning rate for the method (REFERENCE.md).
-float ast_method_default_lr(const ast_method *m);
-
 // Pointers to one encoder layer's tensors (into the parameter or gradient
-// buffer; gradient pointers are NULL for frozen tensors).
+// buffer; gradient pointers are NULL for frozen tensors, and hook tensors are
+// NULL when the method has no such hook).
 typedef struct {
     float *ln1_w, *ln1_b;  // (C)
     float *qkv_w;          // (3C, C): query, key, value weights, contiguous
@@ -57,62 +49,88 @@ typedef struct {
     float *ln2_w, *ln2_b;  // (C)
     float *fc1_w, *fc1_b;  // (MLP, C), (MLP)
     float *fc2_w, *fc2_b;  // (C, MLP), (C)
+    float *lora_a[4];      // (r, C) per target q, k, v, o
+    float *lora_b[4];      // (C, r)
+    float *prefix_k, *prefix_v;  // (P/2, C)
+    adapter_tensors ad[2];       // adapters at the MHSA [0] and FFN [1] sites
 } ast_layer_tensors;
 
 typedef struct {
     float *patch_w, *patch_b;  // (C, P*P), (C)
     float *cls, *dist;         // (C)
-    float *pos;                // (T, C)
+    float *pos;                // (NP + 2, C)
+    float *prompt;             // (NPR, C) prompt tokens
+    float *deep;               // (L - 1, NPR, C) deep prompts before layers 1..L-1
     ast_layer_tensors *layer;  // (L)
     float *lnf_w, *lnf_b;      // (C)
     float *head_w, *head_b;    // (K, C), (K)
 } ast_tensors;
 
-// Activations kept for the backward, sized for the maximum batch Bm.
+// Activations kept for the backward, sized for the maximum batch Bm; per-layer
+// fields hold L slabs of Bm*T rows. Hook fields are NULL when unused.
 typedef struct {
     float *cols;                 // (Bm, NP, P*P) im2col patches
     float *res;                  // (L+1, Bm, T, C) residual stream entering each layer; [L] = encoder out
     float *ln1, *mean1, *rstd1;  // (L, Bm, T, C), (L, Bm, T), (L, Bm, T)
     float *qkv;                  // (L, Bm, T, 3C)
-    float *att;                  // (L, Bm, NH, T, T) softmax probabilities
+    float *kvx;                  // (L, Bm, Tk, 2C) keys | values with the prefix inserted
+    float *att;                  // (L, Bm, NH, T, Tk) softmax probabilities
     float *atty;                 // (L, Bm, T, C) attention output before the projection
     float *res2;                 // (L, Bm, T, C) residual stream after attention
     float *ln2, *mean2, *rstd2;  // (L, Bm, T, C), (L, Bm, T), (L, Bm, T)
     float *fc1;                  // (L, Bm, T, MLP) before GELU
     float *gel;                  // (L, Bm, T, MLP) after GELU
+    float *lora_z[4];            // (L, Bm, T, r) u A^T per LoRA target
+    float *sin[2];               // (L, Bm, T, C) sublayer input when a sequential-before adapter feeds it
+    float *sout[2];              // (L, Bm, T, C) sublayer output when an 'after' adapter reads it
+    adapter_acts ad[2];          // per site, each field with L slabs
     float *lnf, *meanf, *rstdf;  // (Bm, T, C), (Bm, T), (Bm, T)
     float *pooled;               // (Bm, C)
     float *logits, *probs;       // (Bm, K)
+    // forward scratch
+    float *ftmp, *fsub;  // (Bm, T, C)
     // backward scratch
     float *dres;     // (Bm, T, C) gradient of the residual stream
-    float *dln;      // (Bm, T, C)
+    float *dln;      // (Bm, T, C) gradient of a LayerNorm output
+    float *dsub;     // (Bm, T, C) gradient of a sublayer output
+    float *dsin;     // (Bm, T, C) gradient of a sublayer input
     float *datty;    // (Bm, T, C)
     float *dqkv;     // (Bm, T, 3C)
+    float *dkvx;     // (Bm, Tk, 2C)
     float *dfc;      // (Bm, T, MLP)
-    float *datt;     // (T, T)
+    float *datt;     // (T, Tk)
+    float *dz;       // (Bm, T, r) LoRA
+    float *dad;      // adapter backward scratch
     float *dpooled;  // (Bm, C)
     float *dlogits;  // (Bm, K)
 } ast_acts;
 
 typedef struct {
     ast_config cfg;
-    ast_method method;
-    int Bm;            // maximum batch
-    int T, NP, PP;     // tokens, patches, patch pixels
-    int bw_floor;      // lowest layer the backward reaches: -1 embeddings, L nothing in the encoder
+    ast_method method;  // resolved: ranks and dims filled in
+    int Bm;             // maximum batch
+    int T, NP, PP;      // tokens, patches, patch pixels
+    int NPR;            // prompt tokens (0 without prompt tuning)
+    int PK;             // prefix keys (= values) per layer
+    int Tk;             // keys per query: T + PK
+    int AD;             // adapter bottleneck
+    int bw_floor;       // lowest slot the backward reaches (see param_row.slot)
+    int training;       // BatchNorm uses batch statistics (and updates running ones)
+    float lora_s;       // LoRA scaling
     param_table params;
-    ast_tensors w, g;  // weights, gradients (NULL where frozen)
+    ast_tensors w, g;   // weights, gradients (NULL where frozen)
     ast_acts a;
-    float *arena;      // one allocation behind every ast_acts field
+    float *arena;       // one allocation behind every ast_acts field
     size_t arena_floats;
 } ast_model;
 
-// Builds the parameter table (zeroed) and the activation arena.
+// Builds the parameter table and the activation arena (method resolved here).
 int ast_model_init(ast_model *m, const ast_config *cfg, const ast_method *method, int max_batch,
                    petal_err *err);
 void ast_model_free(ast_model *m);
-// HF initialisation, seeded: weights ~ N(0, 0.02) truncated at 2 std, biases 0,
-// LayerNorm (1, 0), CLS/distillation/position ~ N(0, 0.02) truncated.
+// Seeded initialisation of every tensor by its row's rule: HF's for the
+// backbone (N(0, 0.02) truncated, biases 0, LayerNorm (1, 0)), docs/METHODS.md
+// for the methods' own tensors (neutral: the model starts equal to the backbone).
 void ast_init_weights(ast_model *m, uint64_t seed);
 // fbank (B, frames, F). Returns the mean cross-entropy when labels is given
 // (and counts correct predictions into *correct if non-NULL), else 0.

@@ -32,13 +32,16 @@ void bias_backward(float *dbias, const float *dout, int N, int OC) {
     }
 }
 
+void linear_input_backward(float *dinp, const float *dout, const float *weight, int N, int IC,
+                           int OC, float beta) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC,
+                beta, dinp, IC);
+    petal_gemm_flops += 2.0 * N * IC * OC;
+}
+
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int IC, int OC) {
-    if (dinp) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight,
-                    IC, 0.0f, dinp, IC);
-        petal_gemm_flops += 2.0 * N * IC * OC;
-    }
+    if (dinp) linear_input_backward(dinp, dout, weight, N, IC, OC, 0.0f);
     if (dweight) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC,
                     1.0f, dweight, IC);

@@ -4,25 +4,23 @@
 
 #include "core/ops.h"
 
-void pool_forward(float *pooled, const float *x, ast_pool pool, int B, int T, int C) {
+void pool_forward(float *pooled, const float *x, int t0, int t1, int B, int T, int C) {
+    float inv = 1.0f / (float)(t1 - t0);
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * T * C;
         float *o = pooled + (size_t)b * C;
-        int t0 = 0, t1 = pool == POOL_ALL ? T : pool == POOL_CLS ? 1 : 2;
         memset(o, 0, (size_t)C * sizeof *o);
         for (int t = t0; t < t1; t++)
             for (int c = 0; c < C; c++) o[c] += xb[(size_t)t * C + c];
-        float inv = 1.0f / (float)(t1 - t0);
         for (int c = 0; c < C; c++) o[c] *= inv;
     }
 }
 
-void pool_backward(float *dx, const float *dpooled, ast_pool pool, int B, int T, int C) {
-    int nt = pool == POOL_ALL ? T : pool == POOL_CLS ? 1 : 2;
-    float inv = 1.0f / (float)nt;
+void pool_backward(float *dx, const float *dpooled, int t0, int t1, int B, int T, int C) {
+    float inv = 1.0f / (float)(t1 - t0);
     memset(dx, 0, (size_t)B * T * C * sizeof *dx);
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < nt; t++)
+        for (int t = t0; t < t1; t++)
             for (int c = 0; c < C; c++)
                 dx[((size_t)b * T + t) * C + c] = dpooled[(size_t)b * C + c] * inv;
 }

@@ -1,5 +1,6 @@
 // ==== The AST model: build, forward in layer order, backward in reverse ========
 #include <limits.h>
+#include <stdarg.h>
 #include <math.h>
 #include <string.h>
 
@@ -52,148 +53,265 @@ int ast_config_check(const ast_config *c, petal_err *err) {
     return PETAL_OK;
 }
 
+static const char *const pool_names[] = {"all", "cls", "cls_dist", "prompts", "speech",
+                                         "prompts+speech"};
+
 int ast_pool_parse(ast_pool *pool, const char *name, petal_err *err) {
-    if (!strcmp(name, "all")) *pool = POOL_ALL;
-    else if (!strcmp(name, "cls")) *pool = POOL_CLS;
-    else if (!strcmp(name, "cls_dist")) *pool = POOL_CLS_DIST;
-    else return petal_fail(err, PETAL_EINPUT, "unknown pooling '%s' (all, cls, cls_dist)", name);
-    return PETAL_OK;
-}
-
-const char *ast_pool_name(ast_pool pool) {
-    return pool == POOL_ALL ? "all" : pool == POOL_CLS ? "cls" : "cls_dist";
-}
-
-static const char *const method_names[] = {"full", "linear", "bitfit"};
-
-int ast_method_parse(ast_method *m, const char *name, petal_err *err) {
-    for (int i = 0; i < (int)(sizeof method_names / sizeof method_names[0]); i++) {
-        if (!strcmp(name, method_names[i])) {
-            *m = (ast_method){.base = (ast_base)i};
+    for (int i = 0; i < (int)(sizeof pool_names / sizeof pool_names[0]); i++) {
+        if (!strcmp(name, pool_names[i])) {
+            *pool = (ast_pool)i;
             return PETAL_OK;
         }
     }
-    return petal_fail(err, PETAL_EINPUT, "unknown method '%s' (full, linear, bitfit)", name);
+    return petal_fail(err, PETAL_EINPUT,
+                      "unknown pooling '%s' (all, cls, cls_dist, prompts, speech, prompts+speech)",
+                      name);
 }
 
-const char *ast_method_name(const ast_method *m) { return method_names[m->base]; }
-
-float ast_method_default_lr(const ast_method *m) {
-    static const float lr[] = {5e-5f, 1e-3f, 5e-3f};  // full, linear, bitfit
-    return lr[m->base];
-}
+const char *ast_pool_name(ast_pool pool) { return pool_names[pool]; }
 
 // ---- parameter table ---------------------------------------------------------------
 
-// Does the method train this tensor? kind: 'w' weight, 'b' bias, 'e' embedding
-// token/position, 'f' final LayerNorm or head (always trained).
-static int trains(const ast_method *m, char kind) {
-    if (kind == 'f' || m->base == METHOD_FULL) return 1;
+// A row and where its data and gradient pointers go once the table is laid out.
+typedef struct {
+    int row;
+    float **w, **g;
+} binding;
+
+typedef struct {
+    ast_model *m;
+    binding *b;
+    int nb, cap;
+} builder;
+
+// Registers a tensor: slot (forward position), trainable, backbone flag, init
+// rule and scale, shape, name (printf-style); w / g receive the pointers.
+static int add(builder *bd, float **w, float **g, int slot, int trainable, int backbone,
+               int init, float scale, int ndim, int d0, int d1, int d2, int d3, const char *fmt,
+               ...) __attribute__((format(printf, 14, 15)));
+static int add(builder *bd, float **w, float **g, int slot, int trainable, int backbone,
+               int init, float scale, int ndim, int d0, int d1, int d2, int d3, const char *fmt,
+               ...) {
+    char name[PARAM_NAME_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    int shape[4] = {d0, d1, d2, d3};
+    param_table *t = &bd->m->params;
+    int r = param_add(t, name, slot, trainable, ndim, shape);
+    t->rows[r].backbone = (unsigned char)backbone;
+    t->rows[r].init = (unsigned char)init;
+    t->rows[r].init_scale = scale;
+    if (bd->nb == bd->cap) {
+        bd->cap = bd->cap ? 2 * bd->cap : 256;
+        binding *nb = realloc(bd->b, (size_t)bd->cap * sizeof *nb);
+        PETAL_ASSERT(nb);
+        bd->b = nb;
+    }
+    bd->b[bd->nb++] = (binding){r, w, g};
+    return r;
+}
+
+// Does the base method train this backbone tensor? kind: 'w' weight, 'b' bias,
+// 'e' embedding token/position.
+static int base_trains(const ast_method *m, char kind) {
+    if (m->base == METHOD_FULL) return 1;
     if (m->base == METHOD_BITFIT) return kind == 'b';
     return 0;
 }
 
-// Row indices of one layer's tensors, in buffer order (q, k, v weights adjacent
-// so they form the one (3C, C) matrix the fused QKV GEMM reads).
-enum { R_LN1_W, R_LN1_B, R_Q_W, R_K_W, R_V_W, R_Q_B, R_K_B, R_V_B, R_O_W, R_O_B,
-       R_LN2_W, R_LN2_B, R_FC1_W, R_FC1_B, R_FC2_W, R_FC2_B, R_LAYER_ROWS };
+#define TRUNC PARAM_INIT_TRUNC_NORMAL, 0.02f
+#define ZERO PARAM_INIT_ZERO, 0.0f
+#define ONE PARAM_INIT_ONE, 0.0f
+#define UNIF(b) PARAM_INIT_UNIFORM, (float)(b)
 
-static void add_layer_rows(param_table *t, const ast_config *c, const ast_method *m, int l,
-                           int *rows) {
-    static const struct {
-        const char *suffix;
-        char kind;
-        int shape;  // 0: (C), 1: (C, C), 2: (MLP, C), 3: (MLP), 4: (C, MLP)
-    } spec[R_LAYER_ROWS] = {
-        {"layernorm_before.weight", 'w', 0},
-        {"layernorm_before.bias", 'b', 0},
-        {"attention.attention.query.weight", 'w', 1},
-        {"attention.attention.key.weight", 'w', 1},
-        {"attention.attention.value.weight", 'w', 1},
-        {"attention.attention.query.bias", 'b', 0},
-        {"attention.attention.key.bias", 'b', 0},
-        {"attention.attention.value.bias", 'b', 0},
-        {"attention.output.dense.weight", 'w', 1},
-        {"attention.output.dense.bias", 'b', 0},
-        {"layernorm_after.weight", 'w', 0},
-        {"layernorm_after.bias", 'b', 0},
-        {"intermediate.dense.weight", 'w', 2},
-        {"intermediate.dense.bias", 'b', 3},
-        {"output.dense.weight", 'w', 4},
-        {"output.dense.bias", 'b', 0},
-    };
-    for (int i = 0; i < R_LAYER_ROWS; i++) {
-        char name[PARAM_NAME_MAX];
-        snprintf(name, sizeof name, "encoder.layer.%d.%s", l, spec[i].suffix);
-        int tr = trains(m, spec[i].kind);
-        switch (spec[i].shape) {
-        case 0: rows[i] = param_add(t, name, l, tr, 1, c->C); break;
-        case 1: rows[i] = param_add(t, name, l, tr, 2, c->C, c->C); break;
-        case 2: rows[i] = param_add(t, name, l, tr, 2, c->MLP, c->C); break;
-        case 3: rows[i] = param_add(t, name, l, tr, 1, c->MLP); break;
-        default: rows[i] = param_add(t, name, l, tr, 2, c->C, c->MLP); break;
-        }
+static void add_adapter(builder *bd, adapter_tensors *w, adapter_tensors *g, int l, int site,
+                        const adapter_config *ad, int C, int D) {
+    int slot = 2 * l + site;
+    const char *s = site ? "ffn" : "mhsa";
+    float kaim = 1.0f / sqrtf((float)C);  // kaiming_uniform(a=sqrt(5)) bound: 1/sqrt(fan_in)
+    if (ad->block == BLOCK_BOTTLENECK) {
+        if (ad->init_reference)
+            add(bd, &w->down_w, &g->down_w, slot, 1, 0, ZERO, 2, D, C, 0, 0,
+                "encoder.layer.%d.adapter_%s.down.weight", l, s);
+        else
+            add(bd, &w->down_w, &g->down_w, slot, 1, 0, UNIF(kaim), 2, D, C, 0, 0,
+                "encoder.layer.%d.adapter_%s.down.weight", l, s);
+        add(bd, &w->down_b, &g->down_b, slot, 1, 0, ZERO, 1, D, 0, 0, 0,
+            "encoder.layer.%d.adapter_%s.down.bias", l, s);
+        add(bd, &w->up_w, &g->up_w, slot, 1, 0, ZERO, 2, C, D, 0, 0,
+            "encoder.layer.%d.adapter_%s.up.weight", l, s);
+        add(bd, &w->up_b, &g->up_b, slot, 1, 0, ZERO, 1, C, 0, 0, 0,
+            "encoder.layer.%d.adapter_%s.up.bias", l, s);
+        return;
     }
+    int k = ad->kernel;
+    float kk = 1.0f / sqrtf((float)k);
+    add(bd, &w->norm_w, &g->norm_w, slot, 1, 0, ONE, 1, C, 0, 0, 0,
+        "encoder.layer.%d.adapter_%s.norm.weight", l, s);
+    add(bd, &w->norm_b, &g->norm_b, slot, 1, 0, ZERO, 1, C, 0, 0, 0,
+        "encoder.layer.%d.adapter_%s.norm.bias", l, s);
+    add(bd, &w->pw1_w, &g->pw1_w, slot, 1, 0, UNIF(kaim), 2, 2 * D, C, 0, 0,
+        "encoder.layer.%d.adapter_%s.pw1.weight", l, s);
+    add(bd, &w->pw1_b, &g->pw1_b, slot, 1, 0, UNIF(kaim), 1, 2 * D, 0, 0, 0,
+        "encoder.layer.%d.adapter_%s.pw1.bias", l, s);
+    add(bd, &w->dw_w, &g->dw_w, slot, 1, 0, UNIF(kk), 3, D, 1, k, 0,
+        "encoder.layer.%d.adapter_%s.dw.weight", l, s);
+    add(bd, &w->dw_b, &g->dw_b, slot, 1, 0, UNIF(kk), 1, D, 0, 0, 0,
+        "encoder.layer.%d.adapter_%s.dw.bias", l, s);
+    add(bd, &w->bn_w, &g->bn_w, slot, 1, 0, ONE, 1, D, 0, 0, 0,
+        "encoder.layer.%d.adapter_%s.bn.weight", l, s);
+    add(bd, &w->bn_b, &g->bn_b, slot, 1, 0, ZERO, 1, D, 0, 0, 0,
+        "encoder.layer.%d.adapter_%s.bn.bias", l, s);
+    int r = add(bd, &w->bn_mean, NULL, slot, 0, 0, ZERO, 1, D, 0, 0, 0,
+                "encoder.layer.%d.adapter_%s.bn.running_mean", l, s);
+    bd->m->params.rows[r].buffer = 1;
+    r = add(bd, &w->bn_var, NULL, slot, 0, 0, ONE, 1, D, 0, 0, 0,
+            "encoder.layer.%d.adapter_%s.bn.running_var", l, s);
+    bd->m->params.rows[r].buffer = 1;
+    add(bd, &w->pw2_w, &g->pw2_w, slot, 1, 0, ZERO, 2, C, D, 0, 0,
+        "encoder.layer.%d.adapter_%s.pw2.weight", l, s);
+    add(bd, &w->pw2_b, &g->pw2_b, slot, 1, 0, ZERO, 1, C, 0, 0, 0,
+        "encoder.layer.%d.adapter_%s.pw2.bias", l, s);
 }
 
-// Fills w (params) and g (grads) from the table rows.
-static void bind(ast_tensors *w, ast_tensors *g, const param_table *t, const int *emb,
-                 const int *lay, const int *fin, int L) {
-    float *(*get[2])(const param_table *, int) = {param_data, param_grad};
-    ast_tensors *dst[2] = {w, g};
-    for (int k = 0; k < 2; k++) {
-        ast_tensors *d = dst[k];
-        d->patch_w = get[k](t, emb[0]);
-        d->patch_b = get[k](t, emb[1]);
-        d->cls = get[k](t, emb[2]);
-        d->dist = get[k](t, emb[3]);
-        d->pos = get[k](t, emb[4]);
-        for (int l = 0; l < L; l++) {
-            const int *r = lay + l * R_LAYER_ROWS;
-            ast_layer_tensors *x = &d->layer[l];
-            *x = (ast_layer_tensors){
-                .ln1_w = get[k](t, r[R_LN1_W]), .ln1_b = get[k](t, r[R_LN1_B]),
-                .qkv_w = get[k](t, r[R_Q_W]), .qkv_b = get[k](t, r[R_Q_B]),
-                .o_w = get[k](t, r[R_O_W]), .o_b = get[k](t, r[R_O_B]),
-                .ln2_w = get[k](t, r[R_LN2_W]), .ln2_b = get[k](t, r[R_LN2_B]),
-                .fc1_w = get[k](t, r[R_FC1_W]), .fc1_b = get[k](t, r[R_FC1_B]),
-                .fc2_w = get[k](t, r[R_FC2_W]), .fc2_b = get[k](t, r[R_FC2_B]),
-            };
-            // The fused QKV GEMM reads three rows as one tensor: they must be
-            // adjacent and share the trainable flag (in data and in grad).
-            for (int q = 1; q < 3; q++) {
-                PETAL_ASSERT(get[k](t, r[R_Q_W + q]) ==
-                             (x->qkv_w ? x->qkv_w + (size_t)q * t->rows[r[R_Q_W]].n : NULL));
-            }
-            for (int q = 1; q < 3; q++)
-                PETAL_ASSERT(get[k](t, r[R_Q_B + q]) ==
-                             (x->qkv_b ? x->qkv_b + (size_t)q * t->rows[r[R_Q_B]].n : NULL));
-        }
-        d->lnf_w = get[k](t, fin[0]);
-        d->lnf_b = get[k](t, fin[1]);
-        d->head_w = get[k](t, fin[2]);
-        d->head_b = get[k](t, fin[3]);
+static void build_table(ast_model *m) {
+    const ast_config *c = &m->cfg;
+    const ast_method *me = &m->method;
+    ast_tensors *w = &m->w, *g = &m->g;
+    builder bd = {.m = m};
+    int C = c->C, L = c->L;
+    const adapter_config *ad = &me->adapter;
+    int ln1_hook = ad->at_mhsa, ln2_hook = ad->at_ffn;  // adapters train their site's LN
+    float pv = sqrtf(6.0f / (3.0f * c->patch * c->patch + C));  // prompt / prefix init bound
+
+    add(&bd, &w->cls, &g->cls, -1, base_trains(me, 'e'), 1, TRUNC, 3, 1, 1, C, 0,
+        "embeddings.cls_token");
+    add(&bd, &w->dist, &g->dist, -1, base_trains(me, 'e') && !m->NPR, 1, TRUNC, 3, 1, 1, C, 0,
+        "embeddings.distillation_token");
+    add(&bd, &w->pos, &g->pos, -1, base_trains(me, 'e'), 1, TRUNC, 3, 1, m->NP + 2, C, 0,
+        "embeddings.position_embeddings");
+    add(&bd, &w->patch_w, &g->patch_w, -1, base_trains(me, 'w'), 1, TRUNC, 4, C, 1, c->patch,
+        c->patch, "embeddings.patch_embeddings.projection.weight");
+    add(&bd, &w->patch_b, &g->patch_b, -1, base_trains(me, 'b'), 1, ZERO, 1, C, 0, 0, 0,
+        "embeddings.patch_embeddings.projection.bias");
+    if (m->NPR) {
+        add(&bd, &w->prompt, &g->prompt, -1, 1, 0, UNIF(pv), 3, 1, m->NPR, C, 0,
+            "prompt.embeddings");
+        // Deep prompt i replaces the output of layer i, so it sits in slot 2i+1.
+        if (me->prompt.deep && L > 1)
+            add(&bd, &w->deep, &g->deep, 1, 1, 0, UNIF(pv), 3, L - 1, m->NPR, C, 0,
+                "prompt.deep_embeddings");
     }
+    static const char qkvn[3][6] = {"query", "key", "value"};
+    for (int l = 0; l < L; l++) {
+        ast_layer_tensors *lw = &w->layer[l], *lg = &g->layer[l];
+        int s0 = 2 * l, s1 = 2 * l + 1;
+        int tw = base_trains(me, 'w'), tb = base_trains(me, 'b');
+        add(&bd, &lw->ln1_w, &lg->ln1_w, s0, tw || ln1_hook, 1, ONE, 1, C, 0, 0, 0,
+            "encoder.layer.%d.layernorm_before.weight", l);
+        add(&bd, &lw->ln1_b, &lg->ln1_b, s0, tb || ln1_hook, 1, ZERO, 1, C, 0, 0, 0,
+            "encoder.layer.%d.layernorm_before.bias", l);
+        for (int q = 0; q < 3; q++)  // adjacent: the fused QKV GEMM reads them as one (3C, C)
+            add(&bd, q ? NULL : &lw->qkv_w, q ? NULL : &lg->qkv_w, s0, tw, 1, TRUNC, 2, C, C, 0, 0,
+                "encoder.layer.%d.attention.attention.%s.weight", l, qkvn[q]);
+        for (int q = 0; q < 3; q++)
+            add(&bd, q ? NULL : &lw->qkv_b, q ? NULL : &lg->qkv_b, s0, tb, 1, ZERO, 1, C, 0, 0, 0,
+                "encoder.layer.%d.attention.attention.%s.bias", l, qkvn[q]);
+        add(&bd, &lw->o_w, &lg->o_w, s0, tw, 1, TRUNC, 2, C, C, 0, 0,
+            "encoder.layer.%d.attention.output.dense.weight", l);
+        add(&bd, &lw->o_b, &lg->o_b, s0, tb, 1, ZERO, 1, C, 0, 0, 0,
+            "encoder.layer.%d.attention.output.dense.bias", l);
+        add(&bd, &lw->ln2_w, &lg->ln2_w, s1, tw || ln2_hook, 1, ONE, 1, C, 0, 0, 0,
+            "encoder.layer.%d.layernorm_after.weight", l);
+        add(&bd, &lw->ln2_b, &lg->ln2_b, s1, tb || ln2_hook, 1, ZERO, 1, C, 0, 0, 0,
+            "encoder.layer.%d.layernorm_after.bias", l);
+        add(&bd, &lw->fc1_w, &lg->fc1_w, s1, tw, 1, TRUNC, 2, c->MLP, C, 0, 0,
+            "encoder.layer.%d.intermediate.dense.weight", l);
+        add(&bd, &lw->fc1_b, &lg->fc1_b, s1, tb, 1, ZERO, 1, c->MLP, 0, 0, 0,
+            "encoder.layer.%d.intermediate.dense.bias", l);
+        add(&bd, &lw->fc2_w, &lg->fc2_w, s1, tw, 1, TRUNC, 2, C, c->MLP, 0, 0,
+            "encoder.layer.%d.output.dense.weight", l);
+        add(&bd, &lw->fc2_b, &lg->fc2_b, s1, tb, 1, ZERO, 1, C, 0, 0, 0,
+            "encoder.layer.%d.output.dense.bias", l);
+        // ---- hooks
+        int r = me->lora.rank;
+        static const char *lora_at[4] = {"attention.attention.query", "attention.attention.key",
+                                         "attention.attention.value", "attention.output.dense"};
+        for (int t = 0; t < 4; t++) {
+            if (!(me->lora.targets & (1u << t))) continue;
+            float a_bound = 1.0f / sqrtf((float)C), b_bound = 1.0f / sqrtf((float)r);
+            if (me->lora.init_paper) {
+                add(&bd, &lw->lora_a[t], &lg->lora_a[t], s0, 1, 0, UNIF(a_bound), 2, r, C, 0, 0,
+                    "encoder.layer.%d.%s.lora_A.weight", l, lora_at[t]);
+                add(&bd, &lw->lora_b[t], &lg->lora_b[t], s0, 1, 0, ZERO, 2, C, r, 0, 0,
+                    "encoder.layer.%d.%s.lora_B.weight", l, lora_at[t]);
+            } else {
+                add(&bd, &lw->lora_a[t], &lg->lora_a[t], s0, 1, 0, ZERO, 2, r, C, 0, 0,
+                    "encoder.layer.%d.%s.lora_A.weight", l, lora_at[t]);
+                add(&bd, &lw->lora_b[t], &lg->lora_b[t], s0, 1, 0, UNIF(b_bound), 2, C, r, 0, 0,
+                    "encoder.layer.%d.%s.lora_B.weight", l, lora_at[t]);
+            }
+        }
+        if (m->PK) {
+            add(&bd, &lw->prefix_k, &lg->prefix_k, s0, 1, 0, UNIF(pv), 3, 1, m->PK, C, 0,
+                "encoder.layer.%d.prefix.key", l);
+            add(&bd, &lw->prefix_v, &lg->prefix_v, s0, 1, 0, UNIF(pv), 3, 1, m->PK, C, 0,
+                "encoder.layer.%d.prefix.value", l);
+        }
+        if (ad->at_mhsa) add_adapter(&bd, &lw->ad[0], &lg->ad[0], l, 0, ad, C, m->AD);
+        if (ad->at_ffn) add_adapter(&bd, &lw->ad[1], &lg->ad[1], l, 1, ad, C, m->AD);
+    }
+    add(&bd, &w->lnf_w, &g->lnf_w, 2 * L, 1, 1, ONE, 1, C, 0, 0, 0, "layernorm.weight");
+    add(&bd, &w->lnf_b, &g->lnf_b, 2 * L, 1, 1, ZERO, 1, C, 0, 0, 0, "layernorm.bias");
+    add(&bd, &w->head_w, &g->head_w, 2 * L, 1, 0, TRUNC, 2, c->K, C, 0, 0,
+        "classifier.dense.weight");
+    add(&bd, &w->head_b, &g->head_b, 2 * L, 1, 0, ZERO, 1, c->K, 0, 0, 0,
+        "classifier.dense.bias");
+
+    param_table *t = &m->params;
+    param_table_alloc(t);
+    for (int i = 0; i < bd.nb; i++) {
+        if (bd.b[i].w) *bd.b[i].w = param_data(t, bd.b[i].row);
+        if (bd.b[i].g) *bd.b[i].g = param_grad(t, bd.b[i].row);
+    }
+    // The fused QKV GEMM reads query/key/value as one tensor: they must be
+    // adjacent in data and in grad (table order = buffer order, C % 16 == 0).
+    for (int i = 0; i < bd.nb; i++) {
+        const char *n = t->rows[bd.b[i].row].name;
+        if (!strstr(n, "attention.attention.query.")) continue;
+        for (int q = 1; q < 3; q++) {
+            int r0 = bd.b[i].row, rq = r0 + q;
+            PETAL_ASSERT(param_data(t, rq) == param_data(t, r0) + (size_t)q * t->rows[r0].n);
+            PETAL_ASSERT(t->rows[rq].trainable == t->rows[r0].trainable);
+            if (t->rows[r0].trainable)
+                PETAL_ASSERT(param_grad(t, rq) == param_grad(t, r0) + (size_t)q * t->rows[r0].n);
+        }
+    }
+    free(bd.b);
 }
 
 // ---- activation arena --------------------------------------------------------------
 
-static void carve(ast_model *m, int alloc) {
+static void carve(ast_model *m) {
     const ast_config *c = &m->cfg;
-    size_t B = (size_t)m->Bm, T = (size_t)m->T, C = (size_t)c->C, L = (size_t)c->L;
-    size_t NH = (size_t)c->NH, MLP = (size_t)c->MLP, K = (size_t)c->K;
-    size_t BT = B * T, off = 0;
+    const ast_method *me = &m->method;
+    size_t B = (size_t)m->Bm, T = (size_t)m->T, Tk = (size_t)m->Tk, C = (size_t)c->C;
+    size_t L = (size_t)c->L, NH = (size_t)c->NH, MLP = (size_t)c->MLP, K = (size_t)c->K;
+    size_t BT = B * T, D = (size_t)m->AD, r = (size_t)me->lora.rank, off = 0;
     ast_acts *a = &m->a;
+    float *base = m->arena;  // NULL on the measuring pass
     // Each field rounded to 16 floats (64 bytes) to keep vector loads aligned.
-#define FIELD(f, n) (a->f = m->arena + off, off += ((size_t)(n) + 15) / 16 * 16)
-    if (alloc) m->arena = NULL;  // first pass only measures
+#define FIELD(f, n) (a->f = base ? base + off : NULL, off += ((size_t)(n) + 15) / 16 * 16)
     FIELD(cols, B * m->NP * m->PP);
     FIELD(res, (L + 1) * BT * C);
     FIELD(ln1, L * BT * C);
     FIELD(mean1, L * BT);
     FIELD(rstd1, L * BT);
     FIELD(qkv, L * BT * 3 * C);
-    FIELD(att, L * B * NH * T * T);
+    if (m->PK) FIELD(kvx, L * B * Tk * 2 * C);
+    FIELD(att, L * B * NH * T * Tk);
     FIELD(atty, L * BT * C);
     FIELD(res2, L * BT * C);
     FIELD(ln2, L * BT * C);
@@ -201,18 +319,51 @@ static void carve(ast_model *m, int alloc) {
     FIELD(rstd2, L * BT);
     FIELD(fc1, L * BT * MLP);
     FIELD(gel, L * BT * MLP);
+    for (int t = 0; t < 4; t++)
+        if (me->lora.targets & (1u << t)) FIELD(lora_z[t], L * BT * r);
+    const adapter_config *ad = &me->adapter;
+    for (int s = 0; s < 2; s++) {
+        if (!(s ? ad->at_ffn : ad->at_mhsa)) continue;
+        if (ad->sequential && !ad->after) FIELD(sin[s], L * BT * C);
+        if (ad->after) FIELD(sout[s], L * BT * C);
+        adapter_acts *x = &a->ad[s];
+        if (ad->block == BLOCK_BOTTLENECK) {
+            FIELD(ad[s].hid, L * BT * D);
+            FIELD(ad[s].act, L * BT * D);
+        } else {
+            FIELD(ad[s].nout, L * BT * C);
+            FIELD(ad[s].nmean, L * BT);
+            FIELD(ad[s].nrstd, L * BT);
+            FIELD(ad[s].p, L * BT * 2 * D);
+            FIELD(ad[s].g, L * BT * D);
+            FIELD(ad[s].c, L * BT * D);
+            FIELD(ad[s].bmean, L * D);
+            FIELD(ad[s].brstd, L * D);
+            FIELD(ad[s].y, L * BT * D);
+            FIELD(ad[s].s, L * BT * D);
+        }
+        (void)x;
+    }
     FIELD(lnf, BT * C);
     FIELD(meanf, BT);
     FIELD(rstdf, BT);
     FIELD(pooled, B * C);
     FIELD(logits, B * K);
     FIELD(probs, B * K);
+    FIELD(ftmp, BT * C);
+    FIELD(fsub, BT * C);
     FIELD(dres, BT * C);
     FIELD(dln, BT * C);
+    FIELD(dsub, BT * C);
+    FIELD(dsin, BT * C);
     FIELD(datty, BT * C);
     FIELD(dqkv, BT * 3 * C);
+    if (m->PK) FIELD(dkvx, B * Tk * 2 * C);
     FIELD(dfc, BT * MLP);
-    FIELD(datt, T * T);
+    FIELD(datt, T * Tk);
+    if (r) FIELD(dz, BT * r);
+    if (ad->at_mhsa || ad->at_ffn)
+        FIELD(dad, adapter_scratch_floats(ad->block == BLOCK_CONFORMER, (int)BT, (int)C, (int)D));
     FIELD(dpooled, B * C);
     FIELD(dlogits, B * K);
 #undef FIELD
@@ -227,37 +378,36 @@ int ast_model_init(ast_model *m, const ast_config *cfg, const ast_method *method
     if (max_batch <= 0) return petal_fail(err, PETAL_EINPUT, "batch size must be positive");
     m->cfg = *cfg;
     m->method = *method;
+    st = ast_method_resolve(&m->method, cfg->C, cfg->L, err);
+    if (st) return st;
+    const ast_method *me = &m->method;
+    if (me->moa.kind != MOA_NONE)
+        return petal_fail(err, PETAL_EINPUT, "mixtures of adapters are not built yet");
+    int prompt_pool = cfg->pool >= POOL_PROMPTS;
+    if (prompt_pool && !me->prompt.tokens)
+        return petal_fail(err, PETAL_EINPUT, "pooling '%s' needs prompt tokens",
+                          ast_pool_name(cfg->pool));
+    if (cfg->pool == POOL_CLS_DIST && me->prompt.tokens)
+        return petal_fail(err, PETAL_EINPUT,
+                          "pooling cls_dist needs the distillation token, which prompts replace");
     m->Bm = max_batch;
     m->NP = ast_fdim(cfg) * ast_tdim(cfg);
-    m->T = m->NP + 2;
+    m->NPR = me->prompt.tokens;
+    m->T = 1 + (m->NPR ? m->NPR : 1) + m->NP;
+    m->PK = me->prefix.tokens / 2;
+    m->Tk = m->T + m->PK;
     m->PP = cfg->patch * cfg->patch;
-    const ast_config *c = cfg;
-    param_table *t = &m->params;
-    int emb[5], fin[4];
-    int *lay = petal_malloc(sizeof(int) * R_LAYER_ROWS * (size_t)(c->L ? c->L : 1));
-    emb[2] = param_add(t, "embeddings.cls_token", -1, trains(method, 'e'), 3, 1, 1, c->C);
-    emb[3] = param_add(t, "embeddings.distillation_token", -1, trains(method, 'e'), 3, 1, 1, c->C);
-    emb[4] = param_add(t, "embeddings.position_embeddings", -1, trains(method, 'e'), 3, 1, m->T,
-                       c->C);
-    emb[0] = param_add(t, "embeddings.patch_embeddings.projection.weight", -1, trains(method, 'w'),
-                       4, c->C, 1, c->patch, c->patch);
-    emb[1] = param_add(t, "embeddings.patch_embeddings.projection.bias", -1, trains(method, 'b'), 1,
-                       c->C);
-    for (int l = 0; l < c->L; l++) add_layer_rows(t, c, method, l, lay + l * R_LAYER_ROWS);
-    fin[0] = param_add(t, "layernorm.weight", c->L, 1, 1, c->C);
-    fin[1] = param_add(t, "layernorm.bias", c->L, 1, 1, c->C);
-    fin[2] = param_add(t, "classifier.dense.weight", c->L, 1, 2, c->K, c->C);
-    fin[3] = param_add(t, "classifier.dense.bias", c->L, 1, 1, c->K);
-    param_table_alloc(t);
-    m->w.layer = petal_calloc((size_t)(c->L ? c->L : 1), sizeof(ast_layer_tensors));
-    m->g.layer = petal_calloc((size_t)(c->L ? c->L : 1), sizeof(ast_layer_tensors));
-    bind(&m->w, &m->g, t, emb, lay, fin, c->L);
-    free(lay);
-    int lo = param_lowest_trainable_layer(t);
-    m->bw_floor = lo == INT_MAX ? c->L : lo;
-    carve(m, 1);  // measure
+    m->AD = me->adapter.dim;
+    m->lora_s = me->lora.targets ? ast_method_lora_scaling(me) : 0.0f;
+    m->training = 1;
+    m->w.layer = petal_calloc((size_t)(cfg->L ? cfg->L : 1), sizeof(ast_layer_tensors));
+    m->g.layer = petal_calloc((size_t)(cfg->L ? cfg->L : 1), sizeof(ast_layer_tensors));
+    build_table(m);
+    int lo = param_lowest_trainable_slot(&m->params);
+    m->bw_floor = lo == INT_MAX ? 2 * cfg->L : lo;
+    carve(m);  // measure
     m->arena = petal_falloc(m->arena_floats);
-    carve(m, 0);  // point the fields into the arena
+    carve(m);  // point the fields into the arena
     return PETAL_OK;
 }
 
@@ -269,65 +419,155 @@ void ast_model_free(ast_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-void ast_init_weights(ast_model *m, uint64_t seed) {
-    petal_rng rng;
-    petal_rng_seed(&rng, seed);
-    param_table *t = &m->params;
-    for (int i = 0; i < t->nrows; i++) {
-        const param_row *r = &t->rows[i];
-        float *d = param_data(t, i);
-        const char *name = r->name;
-        size_t len = strlen(name);
-        int is_bias = len > 5 && !strcmp(name + len - 5, ".bias");
-        int is_ln = strstr(name, "layernorm") != NULL;
-        for (size_t k = 0; k < r->n; k++) {
-            if (is_bias) d[k] = 0.0f;
-            else if (is_ln) d[k] = 1.0f;
-            else {
-                double z;
-                do z = petal_rng_normal(&rng);
-                while (fabs(z) > 2.0);
-                d[k] = (float)(0.02 * z);
+void ast_init_weights(ast_model *m, uint64_t seed) { param_init(&m->params, seed); }
+
+// ---- forward -------------------------------------------------------------------------
+
+// Per-layer view of the per-site adapter activations.
+static adapter_acts adapter_view(const adapter_acts *a, int l, size_t rows, size_t C, size_t D) {
+    adapter_acts v = {0};
+#define V(f, n) v.f = a->f ? a->f + (size_t)l * (n) : NULL
+    V(hid, rows * D);
+    V(act, rows * D);
+    V(nout, rows * C);
+    V(nmean, rows);
+    V(nrstd, rows);
+    V(p, rows * 2 * D);
+    V(g, rows * D);
+    V(c, rows * D);
+    V(bmean, D);
+    V(brstd, D);
+    V(y, rows * D);
+    V(s, rows * D);
+#undef V
+    return v;
+}
+
+static void add_into(float *y, const float *a, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] += a[i];
+}
+
+// The MHSA sublayer: out (N, C) = O(attention(qkv(u))), with LoRA and prefix hooks.
+static void mhsa_forward(ast_model *m, int l, float *out, const float *u, int B) {
+    const ast_config *c = &m->cfg;
+    const ast_layer_tensors *w = &m->w.layer[l];
+    int T = m->T, Tk = m->Tk, C = c->C, N = B * T, r = m->method.lora.rank;
+    size_t BTm = (size_t)m->Bm * T;
+    ast_acts *a = &m->a;
+    float *qkv = a->qkv + l * BTm * 3 * C, *atty = a->atty + l * BTm * C;
+    float *att = a->att + l * (size_t)m->Bm * c->NH * T * Tk;
+    linear_forward(qkv, u, w->qkv_w, w->qkv_b, N, C, 3 * C);
+    for (int t = 0; t < 3; t++)
+        if (w->lora_a[t])
+            lora_forward(qkv + t * C, a->lora_z[t] + l * BTm * r, u, w->lora_a[t], w->lora_b[t],
+                         m->lora_s, N, C, r, C, 3 * C);
+    if (m->PK) {
+        // keys | values (B, Tk, 2C): row 0 from token 0, then the prefix, then tokens 1..
+        float *kvx = a->kvx + l * (size_t)m->Bm * Tk * 2 * C;
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < Tk; t++) {
+                float *dst = kvx + ((size_t)b * Tk + t) * 2 * C;
+                if (t >= 1 && t <= m->PK) {
+                    memcpy(dst, w->prefix_k + (size_t)(t - 1) * C, (size_t)C * sizeof *dst);
+                    memcpy(dst + C, w->prefix_v + (size_t)(t - 1) * C, (size_t)C * sizeof *dst);
+                } else {
+                    int src = t ? t - m->PK : 0;
+                    memcpy(dst, qkv + ((size_t)b * T + src) * 3 * C + C, 2 * (size_t)C * sizeof *dst);
+                }
             }
-        }
+        attention_forward(atty, att, qkv, kvx, kvx + C, 3 * C, 2 * C, B, T, Tk, C, c->NH);
+    } else {
+        attention_forward(atty, att, qkv, qkv + C, qkv + 2 * C, 3 * C, 3 * C, B, T, T, C, c->NH);
+    }
+    linear_forward(out, atty, w->o_w, w->o_b, N, C, C);
+    if (w->lora_a[3])
+        lora_forward(out, a->lora_z[3] + l * BTm * r, atty, w->lora_a[3], w->lora_b[3], m->lora_s,
+                     N, C, r, C, C);
+}
+
+// The FFN sublayer: out (N, C) = fc2(gelu(fc1(u))).
+static void ffn_forward(ast_model *m, int l, float *out, const float *u, int B) {
+    const ast_layer_tensors *w = &m->w.layer[l];
+    int C = m->cfg.C, MLP = m->cfg.MLP, N = B * m->T;
+    size_t BTm = (size_t)m->Bm * m->T;
+    float *fc1 = m->a.fc1 + l * BTm * MLP, *gel = m->a.gel + l * BTm * MLP;
+    linear_forward(fc1, u, w->fc1_w, w->fc1_b, N, C, MLP);
+    gelu_forward(gel, fc1, (size_t)N * MLP);
+    linear_forward(out, gel, w->fc2_w, w->fc2_b, N, MLP, C);
+}
+
+// One site (s = 0 MHSA, 1 FFN) of layer l: y = x + sublayer part, with the
+// adapter placements of docs/METHODS.md.
+static void site_forward(ast_model *m, int l, int s, float *y, const float *x, int B) {
+    const ast_config *c = &m->cfg;
+    const ast_layer_tensors *w = &m->w.layer[l];
+    const adapter_config *adc = &m->method.adapter;
+    ast_acts *a = &m->a;
+    int C = c->C, N = B * m->T, D = m->AD, conf = adc->block == BLOCK_CONFORMER;
+    size_t BTm = (size_t)m->Bm * m->T, NC = (size_t)N * C;
+    float *ln = (s ? a->ln2 : a->ln1) + l * BTm * C;
+    float *mean = (s ? a->mean2 : a->mean1) + l * BTm, *rstd = (s ? a->rstd2 : a->rstd1) + l * BTm;
+    layernorm_forward(ln, mean, rstd, x, s ? w->ln2_w : w->ln1_w, s ? w->ln2_b : w->ln1_b,
+                      c->ln_eps, N, C);
+    int has_ad = s ? adc->at_ffn : adc->at_mhsa;
+    adapter_acts av = adapter_view(&a->ad[s], l, BTm, C, D);
+    const float *sin = ln;
+    if (has_ad && adc->sequential && !adc->after) {  // the adapter feeds the sublayer
+        float *u = a->sin[s] + l * BTm * C;
+        adapter_forward(u, &av, ln, &w->ad[s], conf, m->training, B, m->T, C, D, adc->kernel);
+        if (adc->residual) add_into(u, ln, NC);
+        sin = u;
+    }
+    float *sout = has_ad && adc->after ? a->sout[s] + l * BTm * C : a->fsub;
+    if (s) ffn_forward(m, l, sout, sin, B);
+    else mhsa_forward(m, l, sout, sin, B);
+    memcpy(y, x, NC * sizeof *y);
+    if (!has_ad || !adc->sequential || !adc->after) add_into(y, sout, NC);
+    if (has_ad && !(adc->sequential && !adc->after)) {
+        const float *ain = adc->after ? sout : ln;
+        adapter_forward(a->ftmp, &av, ain, &w->ad[s], conf, m->training, B, m->T, C, D,
+                        adc->kernel);
+        add_into(y, a->ftmp, NC);
+        if (adc->residual) add_into(y, ain, NC);
     }
 }
 
-// ---- forward -------------------------------------------------------------------------
+static void pool_range(const ast_model *m, int *t0, int *t1) {
+    int T = m->T, P = m->NPR;
+    switch (m->cfg.pool) {
+    case POOL_CLS: *t0 = 0, *t1 = 1; break;
+    case POOL_CLS_DIST: *t0 = 0, *t1 = 2; break;
+    case POOL_PROMPTS: *t0 = 1, *t1 = 1 + P; break;
+    case POOL_SPEECH: *t0 = 1 + P, *t1 = T; break;
+    case POOL_PROMPTS_SPEECH: *t0 = 1, *t1 = T; break;
+    default: *t0 = 0, *t1 = T; break;
+    }
+}
 
 double ast_forward(ast_model *m, const float *fbank, const int *labels, int B, int *correct) {
     const ast_config *c = &m->cfg;
     PETAL_ASSERT(B > 0 && B <= m->Bm);
-    int T = m->T, C = c->C, NH = c->NH, MLP = c->MLP, N = B * T;
-    size_t BTm = (size_t)m->Bm * T;  // per-layer stride of the activation fields
+    int T = m->T, C = c->C, N = B * T, P = m->NPR;
+    size_t BTm = (size_t)m->Bm * T;
     ast_acts *a = &m->a;
     patch_im2col(a->cols, fbank, B, c->frames, c->F, c->patch, c->fstride, c->tstride);
-    embed_forward(a->res, a->cols, m->w.patch_w, m->w.patch_b, m->w.cls, m->w.dist, m->w.pos, B,
-                  m->NP, m->PP, C);
+    embed_forward(a->res, a->cols, m->w.patch_w, m->w.patch_b, m->w.cls, m->w.dist, m->w.prompt,
+                  m->w.pos, B, m->NP, P, m->PP, C);
     for (int l = 0; l < c->L; l++) {
-        const ast_layer_tensors *w = &m->w.layer[l];
-        float *x = a->res + l * BTm * C, *h = a->res2 + l * BTm * C;
-        float *ln1 = a->ln1 + l * BTm * C, *ln2 = a->ln2 + l * BTm * C;
-        float *qkv = a->qkv + l * BTm * 3 * C, *atty = a->atty + l * BTm * C;
-        float *att = a->att + l * (size_t)m->Bm * NH * T * T;
-        float *fc1 = a->fc1 + l * BTm * MLP, *gel = a->gel + l * BTm * MLP;
-        float *out = a->res + (l + 1) * BTm * C;
-        layernorm_forward(ln1, a->mean1 + l * BTm, a->rstd1 + l * BTm, x, w->ln1_w, w->ln1_b,
-                          c->ln_eps, N, C);
-        linear_forward(qkv, ln1, w->qkv_w, w->qkv_b, N, C, 3 * C);
-        attention_forward(atty, att, qkv, B, T, C, NH);
-        linear_forward(h, atty, w->o_w, w->o_b, N, C, C);
-        for (size_t i = 0; i < (size_t)N * C; i++) h[i] += x[i];
-        layernorm_forward(ln2, a->mean2 + l * BTm, a->rstd2 + l * BTm, h, w->ln2_w, w->ln2_b,
-                          c->ln_eps, N, C);
-        linear_forward(fc1, ln2, w->fc1_w, w->fc1_b, N, C, MLP);
-        gelu_forward(gel, fc1, (size_t)N * MLP);
-        linear_forward(out, gel, w->fc2_w, w->fc2_b, N, MLP, C);
-        for (size_t i = 0; i < (size_t)N * C; i++) out[i] += h[i];
+        float *x = a->res + l * BTm * C;
+        if (m->w.deep && l >= 1)  // deep prompts replace tokens 1..P entering layer l
+            for (int b = 0; b < B; b++)
+                memcpy(x + ((size_t)b * T + 1) * C, m->w.deep + (size_t)(l - 1) * P * C,
+                       (size_t)P * C * sizeof *x);
+        site_forward(m, l, 0, a->res2 + l * BTm * C, x, B);
+        site_forward(m, l, 1, a->res + (l + 1) * BTm * C, a->res2 + l * BTm * C, B);
     }
     float *enc = a->res + (size_t)c->L * BTm * C;
     layernorm_forward(a->lnf, a->meanf, a->rstdf, enc, m->w.lnf_w, m->w.lnf_b, c->ln_eps, N, C);
-    pool_forward(a->pooled, a->lnf, c->pool, B, T, C);
+    int t0, t1;
+    pool_range(m, &t0, &t1);
+    pool_forward(a->pooled, a->lnf, t0, t1, B, T, C);
     linear_forward(a->logits, a->pooled, m->w.head_w, m->w.head_b, B, C, c->K);
     if (!labels) return 0.0;
     return crossentropy_forward(a->probs, correct, a->logits, labels, B, c->K);
@@ -335,9 +575,123 @@ double ast_forward(ast_model *m, const float *fbank, const int *labels, int B, i
 
 // ---- backward ------------------------------------------------------------------------
 
+// MHSA sublayer backward: dsub (N, C) is the gradient of its output; writes
+// dsin (N, C) when non-NULL; parameter gradients +=.
+static void mhsa_backward(ast_model *m, int l, float *dsin, const float *dsub, const float *u,
+                          int B) {
+    const ast_config *c = &m->cfg;
+    const ast_layer_tensors *w = &m->w.layer[l], *g = &m->g.layer[l];
+    int T = m->T, Tk = m->Tk, C = c->C, N = B * T, r = m->method.lora.rank;
+    size_t BTm = (size_t)m->Bm * T;
+    ast_acts *a = &m->a;
+    float *qkv = a->qkv + l * BTm * 3 * C, *atty = a->atty + l * BTm * C;
+    float *att = a->att + l * (size_t)m->Bm * c->NH * T * Tk;
+    int lora_qkv = w->lora_a[0] || w->lora_a[1] || w->lora_a[2];
+    int need_att = dsin || g->qkv_w || g->qkv_b || lora_qkv || m->PK;
+    linear_backward(need_att ? a->datty : NULL, g->o_w, g->o_b, dsub, atty, w->o_w, N, C, C);
+    if (w->lora_a[3])
+        lora_backward(need_att ? a->datty : NULL, g->lora_a[3], g->lora_b[3], a->dz, dsub, C, atty,
+                      a->lora_z[3] + l * BTm * r, w->lora_a[3], w->lora_b[3], m->lora_s, N, C, r,
+                      C);
+    if (!need_att) return;
+    if (m->PK) {
+        float *kvx = a->kvx + l * (size_t)m->Bm * Tk * 2 * C, *dkvx = a->dkvx;
+        attention_backward(a->dqkv, dkvx, dkvx + C, a->datt, a->datty, qkv, kvx, kvx + C, att,
+                           3 * C, 2 * C, B, T, Tk, C, c->NH);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < Tk; t++) {
+                const float *src = dkvx + ((size_t)b * Tk + t) * 2 * C;
+                if (t >= 1 && t <= m->PK) {
+                    float *gk = g->prefix_k + (size_t)(t - 1) * C, *gv = g->prefix_v + (size_t)(t - 1) * C;
+                    for (int i = 0; i < C; i++) gk[i] += src[i], gv[i] += src[C + i];
+                } else {
+                    int tok = t ? t - m->PK : 0;
+                    memcpy(a->dqkv + ((size_t)b * T + tok) * 3 * C + C, src,
+                           2 * (size_t)C * sizeof *src);
+                }
+            }
+    } else {
+        attention_backward(a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt, a->datty, qkv, qkv + C,
+                           qkv + 2 * C, att, 3 * C, 3 * C, B, T, T, C, c->NH);
+    }
+    linear_backward(dsin, g->qkv_w, g->qkv_b, a->dqkv, u, w->qkv_w, N, C, 3 * C);
+    for (int t = 0; t < 3; t++)
+        if (w->lora_a[t])
+            lora_backward(dsin, g->lora_a[t], g->lora_b[t], a->dz, a->dqkv + t * C, 3 * C, u,
+                          a->lora_z[t] + l * BTm * r, w->lora_a[t], w->lora_b[t], m->lora_s, N, C,
+                          r, C);
+}
+
+static void ffn_backward(ast_model *m, int l, float *dsin, const float *dsub, const float *u,
+                         int B) {
+    const ast_layer_tensors *w = &m->w.layer[l], *g = &m->g.layer[l];
+    int C = m->cfg.C, MLP = m->cfg.MLP, N = B * m->T;
+    size_t BTm = (size_t)m->Bm * m->T;
+    float *fc1 = m->a.fc1 + l * BTm * MLP, *gel = m->a.gel + l * BTm * MLP;
+    int need_fc = dsin || g->fc1_w || g->fc1_b;
+    linear_backward(need_fc ? m->a.dfc : NULL, g->fc2_w, g->fc2_b, dsub, gel, w->fc2_w, N, MLP, C);
+    if (!need_fc) return;
+    gelu_backward(m->a.dfc, m->a.dfc, fc1, (size_t)N * MLP);
+    linear_backward(dsin, g->fc1_w, g->fc1_b, m->a.dfc, u, w->fc1_w, N, C, MLP);
+}
+
+// One site backward. a->dres holds the gradient of the site's output y; on
+// return it holds the gradient of its input x when need_dx (else it is left
+// partial). Mirrors site_forward's placements.
+static void site_backward(ast_model *m, int l, int s, int need_dx, int B) {
+    const ast_layer_tensors *w = &m->w.layer[l], *g = &m->g.layer[l];
+    const adapter_config *adc = &m->method.adapter;
+    ast_acts *a = &m->a;
+    int C = m->cfg.C, N = B * m->T, D = m->AD, conf = adc->block == BLOCK_CONFORMER;
+    size_t BTm = (size_t)m->Bm * m->T, NC = (size_t)N * C;
+    float *x = (s ? a->res2 : a->res) + l * BTm * C;
+    float *ln = (s ? a->ln2 : a->ln1) + l * BTm * C;
+    float *mean = (s ? a->mean2 : a->mean1) + l * BTm, *rstd = (s ? a->rstd2 : a->rstd1) + l * BTm;
+    float *lnw = s ? w->ln2_w : w->ln1_w, *glnw = s ? g->ln2_w : g->ln1_w;
+    float *glnb = s ? g->ln2_b : g->ln1_b;
+    int has_ad = s ? adc->at_ffn : adc->at_mhsa;
+    int seq_before = has_ad && adc->sequential && !adc->after;
+    int need_dln = need_dx || glnw || glnb;
+    adapter_acts av = adapter_view(&a->ad[s], l, BTm, C, D);
+    const adapter_tensors *aw = &w->ad[s], *ag = &g->ad[s];
+    float *dy = a->dres;
+    if (need_dln) memset(a->dln, 0, NC * sizeof(float));
+    // gradient of the sublayer output
+    const float *dsub = dy;
+    float *sout = has_ad && adc->after ? a->sout[s] + l * BTm * C : NULL;
+    if (has_ad && !seq_before) {
+        if (adc->after) {
+            float *ds = a->dsub;
+            if (adc->sequential) memset(ds, 0, NC * sizeof *ds);
+            else memcpy(ds, dy, NC * sizeof *ds);
+            adapter_backward(ds, ag, a->dad, dy, sout, &av, aw, conf, B, m->T, C, D, adc->kernel);
+            if (adc->residual) add_into(ds, dy, NC);
+            dsub = ds;
+        } else {  // parallel before: the adapter reads ln
+            adapter_backward(need_dln ? a->dln : NULL, ag, a->dad, dy, ln, &av, aw, conf, B, m->T,
+                             C, D, adc->kernel);
+            if (adc->residual && need_dln) add_into(a->dln, dy, NC);
+        }
+    }
+    int need_dsin = need_dln || seq_before;
+    const float *sin = seq_before ? a->sin[s] + l * BTm * C : ln;
+    float *dsin = need_dsin ? a->dsin : NULL;
+    if (s) ffn_backward(m, l, dsin, dsub, sin, B);
+    else mhsa_backward(m, l, dsin, dsub, sin, B);
+    if (seq_before) {
+        adapter_backward(need_dln ? a->dln : NULL, ag, a->dad, dsin, ln, &av, aw, conf, B, m->T, C,
+                         D, adc->kernel);
+        if (adc->residual && need_dln) add_into(a->dln, dsin, NC);
+    } else if (need_dln) {
+        add_into(a->dln, dsin, NC);
+    }
+    if (need_dln)
+        layernorm_backward(need_dx ? a->dres : NULL, glnw, glnb, a->dln, x, lnw, mean, rstd, N, C);
+}
+
 void ast_backward(ast_model *m, const int *labels, int B) {
     const ast_config *c = &m->cfg;
-    int T = m->T, C = c->C, NH = c->NH, MLP = c->MLP, N = B * T;
+    int T = m->T, C = c->C, N = B * T, P = m->NPR;
     size_t BTm = (size_t)m->Bm * T;
     ast_acts *a = &m->a;
     const ast_tensors *g = &m->g;
@@ -346,39 +700,36 @@ void ast_backward(ast_model *m, const int *labels, int B) {
     crossentropy_backward(a->dlogits, a->probs, labels, B, c->K);
     linear_backward(a->dpooled, g->head_w, g->head_b, a->dlogits, a->pooled, m->w.head_w, B, C,
                     c->K);
-    pool_backward(a->dln, a->dpooled, c->pool, B, T, C);
-    int below = m->bw_floor < c->L;  // does anything under the final LayerNorm train?
+    int t0, t1;
+    pool_range(m, &t0, &t1);
+    pool_backward(a->dln, a->dpooled, t0, t1, B, T, C);
+    int below = m->bw_floor < 2 * c->L;  // does anything under the final LayerNorm train?
     float *enc = a->res + (size_t)c->L * BTm * C;
     if (below) memset(a->dres, 0, (size_t)N * C * sizeof(float));
     layernorm_backward(below ? a->dres : NULL, g->lnf_w, g->lnf_b, a->dln, enc, m->w.lnf_w,
                        a->meanf, a->rstdf, N, C);
 
-    // a->dres holds the gradient of the residual stream leaving layer l.
-    for (int l = c->L - 1; l >= 0 && l >= m->bw_floor; l--) {
-        const ast_layer_tensors *w = &m->w.layer[l], *gl = &g->layer[l];
-        int need_dx = l > m->bw_floor;  // does a layer below (or the embedding) train?
-        float *x = a->res + l * BTm * C, *h = a->res2 + l * BTm * C;
-        float *ln1 = a->ln1 + l * BTm * C, *ln2 = a->ln2 + l * BTm * C;
-        float *qkv = a->qkv + l * BTm * 3 * C, *atty = a->atty + l * BTm * C;
-        float *att = a->att + l * (size_t)m->Bm * NH * T * T;
-        float *fc1 = a->fc1 + l * BTm * MLP, *gel = a->gel + l * BTm * MLP;
-        // MLP: out = h + fc2(gelu(fc1(ln2(h))))
-        linear_backward(a->dfc, gl->fc2_w, gl->fc2_b, a->dres, gel, w->fc2_w, N, MLP, C);
-        gelu_backward(a->dfc, a->dfc, fc1, (size_t)N * MLP);
-        linear_backward(a->dln, gl->fc1_w, gl->fc1_b, a->dfc, ln2, w->fc1_w, N, C, MLP);
-        layernorm_backward(a->dres, gl->ln2_w, gl->ln2_b, a->dln, h, w->ln2_w,
-                           a->mean2 + l * BTm, a->rstd2 + l * BTm, N, C);
-        // attention: h = x + o(attn(qkv(ln1(x))))
-        linear_backward(a->datty, gl->o_w, gl->o_b, a->dres, atty, w->o_w, N, C, C);
-        attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, C, NH);
-        int need_dln1 = need_dx || gl->ln1_w || gl->ln1_b;
-        linear_backward(need_dln1 ? a->dln : NULL, gl->qkv_w, gl->qkv_b, a->dqkv, ln1, w->qkv_w, N,
-                        C, 3 * C);
-        if (need_dln1)
-            layernorm_backward(need_dx ? a->dres : NULL, gl->ln1_w, gl->ln1_b, a->dln, x,
-                               w->ln1_w, a->mean1 + l * BTm, a->rstd1 + l * BTm, N, C);
+    // a->dres holds the gradient of the residual stream leaving layer l. Slot
+    // 2l+s is processed while it is >= the floor; it passes a gradient down
+    // only when a lower slot trains.
+    for (int l = c->L - 1; l >= 0; l--) {
+        for (int s = 1; s >= 0; s--) {
+            int slot = 2 * l + s;
+            if (slot < m->bw_floor) return;
+            site_backward(m, l, s, slot > m->bw_floor, B);
+        }
+        if (g->deep && l >= 1 && 2 * l - 1 >= m->bw_floor) {
+            // deep prompt l-1 replaced tokens 1..P entering layer l: its gradient
+            // is theirs, and nothing flows to the replaced outputs of layer l-1.
+            float *gd = g->deep + (size_t)(l - 1) * P * C;
+            for (int b = 0; b < B; b++) {
+                float *d = a->dres + ((size_t)b * T + 1) * C;
+                for (size_t i = 0; i < (size_t)P * C; i++) gd[i] += d[i];
+                memset(d, 0, (size_t)P * C * sizeof *d);
+            }
+        }
     }
     if (m->bw_floor < 0)
-        embed_backward(g->patch_w, g->patch_b, g->cls, g->dist, g->pos, a->dres, a->cols, B, m->NP,
-                       m->PP, C);
+        embed_backward(g->patch_w, g->patch_b, g->cls, g->dist, g->prompt, g->pos, a->dres, a->cols,
+                       B, m->NP, P, m->PP, C);
 }

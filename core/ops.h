@@ -18,6 +18,9 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
 // dbias (OC) += column sums of dout.
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int IC, int OC);
+// dinp (N, IC) = dout @ weight + beta * dinp (beta 0 overwrites, 1 accumulates).
+void linear_input_backward(float *dinp, const float *dout, const float *weight, int N, int IC,
+                           int OC, float beta);
 // Accumulates column sums: dbias (OC) += sum over rows of dout (N, OC).
 void bias_backward(float *dbias, const float *dout, int N, int OC);
 // FLOPs counted by linear_forward/backward since the last reset.
@@ -39,34 +42,91 @@ void gelu_forward(float *out, const float *inp, size_t n);
 void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 
 // ---- attention.c --------------------------------------------------------------
-// qkv (B, T, 3C) holds [q | k | v] per token, head h in columns h*HS..h*HS+HS-1
-// of each part. att (B, NH, T, T) keeps the softmax probabilities; out (B, T, C).
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
-// dqkv (B, T, 3C) overwritten; scratch (T, T) per call.
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                        const float *att, int B, int T, int C, int NH);
+// Per example b and head h: P = softmax(Q K^T / sqrt(HS)), out = P V, with
+// Q (T, C) rows of stride ldq, K and V (Tk, C) rows of stride ldkv, head h in
+// columns h*HS..h*HS+HS-1. att (B, NH, T, Tk) keeps P; out (B, T, C).
+// Without prefix tokens q = qkv, k = qkv + C, v = qkv + 2C, ldq = ldkv = 3C, Tk = T.
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                       int ldq, int ldkv, int B, int T, int Tk, int C, int NH);
+// dq (ldq), dk and dv (ldkv) overwritten; scratch (T, Tk).
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                        const float *q, const float *k, const float *v, const float *att, int ldq,
+                        int ldkv, int B, int T, int Tk, int C, int NH);
+
+// ---- lora.c -------------------------------------------------------------------
+// out (N, OC; row stride ldo) += s * (u A^T) B^T; z (N, r) = u A^T kept for backward.
+void lora_forward(float *out, float *z, const float *u, const float *A, const float *B, float s,
+                  int N, int C, int r, int OC, int ldo);
+// dA (r, C), dB (OC, r) +=; du (N, C) += (when non-NULL); dz (N, r) scratch.
+void lora_backward(float *du, float *dA, float *dB, float *dz, const float *dout, int ldo,
+                   const float *u, const float *z, const float *A, const float *B, float s, int N,
+                   int C, int r, int OC);
+
+// ---- adapter.c (bottleneck and Conformer adapters) ----------------------------------
+typedef struct {
+    float *down_w, *down_b, *up_w, *up_b;  // bottleneck: (D, C), (D), (C, D), (C)
+    float *norm_w, *norm_b;                // Conformer: LayerNorm (C)
+    float *pw1_w, *pw1_b;                  // (2D, C), (2D) pointwise conv to the GLU
+    float *dw_w, *dw_b;                    // (D, 1, k), (D) depthwise conv over tokens
+    float *bn_w, *bn_b;                    // (D) BatchNorm affine
+    float *bn_mean, *bn_var;               // (D) running statistics (buffers, never trained)
+    float *pw2_w, *pw2_b;                  // (C, D), (C) pointwise conv back to C
+} adapter_tensors;
+
+// Activations of one adapter over N = B*T rows.
+typedef struct {
+    float *hid, *act;             // bottleneck (N, D) before / after GELU
+    float *nout, *nmean, *nrstd;  // Conformer LayerNorm (N, C), (N), (N)
+    float *p;                     // (N, 2D) before the GLU
+    float *g;                     // (N, D) GLU output
+    float *c;                     // (N, D) depthwise conv output
+    float *bmean, *brstd;         // (D) batch statistics of the BatchNorm
+    float *y;                     // (N, D) BatchNorm output
+    float *s;                     // (N, D) SiLU output
+} adapter_acts;
+
+// Floats of backward scratch an adapter needs for N rows.
+size_t adapter_scratch_floats(int conformer, int N, int C, int D);
+// out (N, C) = adapter(u). training selects BatchNorm batch statistics (and
+// updates the running ones).
+void adapter_forward(float *out, adapter_acts *a, const float *u, const adapter_tensors *w,
+                     int conformer, int training, int B, int T, int C, int D, int k);
+// du (N, C) += input gradient (if non-NULL); parameter gradients in g (NULL
+// pointers skipped) +=.
+void adapter_backward(float *du, const adapter_tensors *g, float *scratch, const float *dout,
+                      const float *u, const adapter_acts *a, const adapter_tensors *w,
+                      int conformer, int B, int T, int C, int D, int k);
 
 // ---- patch_embed.c ------------------------------------------------------------
-// The Conv2d(1 -> C, 16x16, stride (fs, ts)) patch embedding as im2col + GEMM.
+// The Conv2d(1 -> C, P x P, stride (fs, ts)) patch embedding as im2col + GEMM.
 // fbank (B, frames, F) is read as the (F x frames) image HF builds by
 // transposing; cols (B, NP, P*P) with patches f-major (index fi*t_dim + ti).
 void patch_im2col(float *cols, const float *fbank, int B, int frames, int F, int P, int fs,
                   int ts);
-// x (B, T, C) = [cls, dist, patches] + pos, where patches = cols @ w^T + b.
-// T = NP + 2 here; patch rows are written at token offset 2.
+// x (B, T, C): token 0 = cls + pos[0]; then either the distillation token
+// (dist + pos[1]) or, with prompt tuning, NPR prompt tokens (no position
+// embedding); then patches = cols @ w^T + b + pos[2..]. T = 1 + max(NPR, 1) + NP.
 void embed_forward(float *x, const float *cols, const float *patch_w, const float *patch_b,
-                   const float *cls, const float *dist, const float *pos, int B, int NP, int PP,
-                   int C);
+                   const float *cls, const float *dist, const float *prompt, const float *pos,
+                   int B, int NP, int NPR, int PP, int C);
 // Parameter gradients from dx (B, T, C); any of the outputs may be NULL.
-void embed_backward(float *dpatch_w, float *dpatch_b, float *dcls, float *ddist, float *dpos,
-                    const float *dx, const float *cols, int B, int NP, int PP, int C);
+void embed_backward(float *dpatch_w, float *dpatch_b, float *dcls, float *ddist, float *dprompt,
+                    float *dpos, const float *dx, const float *cols, int B, int NP, int NPR, int PP,
+                    int C);
 
 // ---- loss.c (pooling, softmax cross-entropy) ------------------------------------
-typedef enum { POOL_ALL = 0, POOL_CLS = 1, POOL_CLS_DIST = 2 } ast_pool;
-// pooled (B, C) from x (B, T, C).
-void pool_forward(float *pooled, const float *x, ast_pool pool, int B, int T, int C);
+typedef enum {
+    POOL_ALL = 0,        // mean over all tokens (the reference default)
+    POOL_CLS,            // token 0
+    POOL_CLS_DIST,       // mean of CLS and distillation tokens (HF's pooler)
+    POOL_PROMPTS,        // mean of the prompt tokens
+    POOL_SPEECH,         // mean of the patch tokens after the prompts
+    POOL_PROMPTS_SPEECH  // mean of every token but CLS
+} ast_pool;
+// pooled (B, C) = mean of tokens [t0, t1) of x (B, T, C).
+void pool_forward(float *pooled, const float *x, int t0, int t1, int B, int T, int C);
 // dx (B, T, C) overwritten from dpooled (B, C).
-void pool_backward(float *dx, const float *dpooled, ast_pool pool, int B, int T, int C);
+void pool_backward(float *dx, const float *dpooled, int t0, int t1, int B, int T, int C);
 // probs (B, K) softmax of logits; returns mean cross-entropy over the batch.
 // Counts correct argmax predictions into *correct when non-NULL.
 double crossentropy_forward(float *probs, int *correct, const float *logits, const int *labels,

@@ -3,10 +3,10 @@
 
 #include <hdf5.h>
 #include <limits.h>
-#include <stdarg.h>
+#include <math.h>
 #include <string.h>
 
-int param_add(param_table *t, const char *name, int layer, int trainable, int ndim, ...) {
+int param_add(param_table *t, const char *name, int slot, int trainable, int ndim, const int *shape) {
     PETAL_ASSERT(t->data == NULL);  // no rows after allocation
     PETAL_ASSERT(ndim >= 1 && ndim <= PARAM_MAX_DIMS);
     PETAL_ASSERT(strlen(name) < PARAM_NAME_MAX);
@@ -23,18 +23,15 @@ int param_add(param_table *t, const char *name, int layer, int trainable, int nd
     memset(r, 0, sizeof *r);
     strcpy(r->name, name);
     r->ndim = ndim;
-    r->layer = layer;
+    r->slot = slot;
     r->trainable = (unsigned char)(trainable != 0);
     r->decay = 1;  // AdamW decays every tensor by default, as torch.optim.AdamW does
-    va_list ap;
-    va_start(ap, ndim);
     r->n = 1;
     for (int i = 0; i < ndim; i++) {
-        r->shape[i] = va_arg(ap, int);
+        r->shape[i] = shape[i];
         PETAL_ASSERT(r->shape[i] > 0);
         r->n *= (size_t)r->shape[i];
     }
-    va_end(ap);
     return t->nrows++;
 }
 
@@ -90,11 +87,34 @@ size_t param_count(const param_table *t, int trainable_only) {
     return n;
 }
 
-int param_lowest_trainable_layer(const param_table *t) {
+int param_lowest_trainable_slot(const param_table *t) {
     int lo = INT_MAX;
     for (int i = 0; i < t->nrows; i++)
-        if (t->rows[i].trainable && t->rows[i].layer < lo) lo = t->rows[i].layer;
+        if (t->rows[i].trainable && t->rows[i].slot < lo) lo = t->rows[i].slot;
     return lo;
+}
+
+void param_init(param_table *t, uint64_t seed) {
+    petal_rng rng;
+    petal_rng_seed(&rng, seed);
+    for (int i = 0; i < t->nrows; i++) {
+        const param_row *r = &t->rows[i];
+        float *d = param_data(t, i), sc = r->init_scale;
+        for (size_t k = 0; k < r->n; k++) {
+            switch (r->init) {
+            case PARAM_INIT_ZERO: d[k] = 0.0f; break;
+            case PARAM_INIT_ONE: d[k] = 1.0f; break;
+            case PARAM_INIT_UNIFORM: d[k] = (float)(sc * (2.0 * petal_rng_uniform(&rng) - 1.0)); break;
+            case PARAM_INIT_NORMAL: d[k] = (float)(sc * petal_rng_normal(&rng)); break;
+            default: {  // truncated at 2 standard deviations
+                double z;
+                do z = petal_rng_normal(&rng);
+                while (fabs(z) > 2.0);
+                d[k] = (float)(sc * z);
+            }
+            }
+        }
+    }
 }
 
 void param_shape_str(char *buf, size_t n, const param_row *r) {
@@ -104,7 +124,8 @@ void param_shape_str(char *buf, size_t n, const param_row *r) {
     if (k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, ")");
 }
 
-int param_load_h5(param_table *t, const char *path, const char *group, petal_err *err) {
+int param_load_h5(param_table *t, const char *path, const char *group, int backbone_only,
+                  petal_err *err) {
     H5E_auto2_t old_fn;
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
@@ -117,6 +138,7 @@ int param_load_h5(param_table *t, const char *path, const char *group, petal_err
     }
     for (int i = 0; i < t->nrows && status == PETAL_OK; i++) {
         param_row *r = &t->rows[i];
+        if (backbone_only && !r->backbone) continue;
         char dname[PARAM_NAME_MAX + 128], want[64], got[64];
         snprintf(dname, sizeof dname, "%s/%s", group, r->name);
         hid_t d = H5Dopen2(f, dname, H5P_DEFAULT);

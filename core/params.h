@@ -18,9 +18,17 @@ typedef struct {
     size_t n;        // elements
     size_t offset;   // into param_table.data
     ptrdiff_t goff;  // into param_table.grad (and the moments); -1 when frozen
-    int layer;       // -1 embeddings, 0..L-1 encoder layer, L after the encoder
+    int slot;        // place in forward order: -1 embeddings, 2l MHSA side of layer l,
+                     // 2l+1 FFN side, 2L final LayerNorm and head
     unsigned char trainable, decay;
+    unsigned char backbone;  // part of an imported/pretrained backbone (else a method's own)
+    unsigned char buffer;    // state that is not trained (BatchNorm running statistics)
+    unsigned char init;      // PARAM_INIT_*
+    float init_scale;        // std or bound of the initialiser
 } param_row;
+
+enum { PARAM_INIT_ZERO, PARAM_INIT_ONE, PARAM_INIT_TRUNC_NORMAL, PARAM_INIT_UNIFORM,
+       PARAM_INIT_NORMAL };
 
 typedef struct {
     param_row *rows;
@@ -31,8 +39,9 @@ typedef struct {
     size_t ngrad;
 } param_table;
 
-// Appends a row (before param_table_alloc); returns its index.
-int param_add(param_table *t, const char *name, int layer, int trainable, int ndim, ...);
+// Appends a row (before param_table_alloc); returns its index. Init defaults to
+// zero; callers set the other row fields they need.
+int param_add(param_table *t, const char *name, int slot, int trainable, int ndim, const int *shape);
 // Lays out offsets and allocates data (zeroed) and grad buffers.
 void param_table_alloc(param_table *t);
 void param_table_free(param_table *t);
@@ -43,15 +52,19 @@ float *param_data(const param_table *t, int row);
 float *param_grad(const param_table *t, int row);
 // Counts elements: all rows, or only trainable ones.
 size_t param_count(const param_table *t, int trainable_only);
-// Lowest `layer` among trainable rows (the backward can stop above it);
+// Lowest `slot` among trainable rows (the backward can stop there);
 // INT_MAX when nothing is trainable.
-int param_lowest_trainable_layer(const param_table *t);
+int param_lowest_trainable_slot(const param_table *t);
+// Fills every row from its init kind and scale, seeded.
+void param_init(param_table *t, uint64_t seed);
 // Formats "name (a, b, c)" into buf.
 void param_shape_str(char *buf, size_t n, const param_row *r);
 
-// Reads every row from HDF5 datasets `<group>/<name>`, checking shapes.
+// Reads rows from HDF5 datasets `<group>/<name>`, checking shapes: every row,
+// or only the backbone rows (a backbone file has no method tensors).
 // Missing or wrong-shaped tensors fail with the file and tensor named.
-int param_load_h5(param_table *t, const char *path, const char *group, petal_err *err);
+int param_load_h5(param_table *t, const char *path, const char *group, int backbone_only,
+                  petal_err *err);
 // Writes rows (all, or trainable only) as `<group>/<name>` into an open file.
 int param_save_h5(const param_table *t, long long file_id, const char *group, int trainable_only,
                   petal_err *err);

@@ -83,7 +83,7 @@ static void check_case(const char *cse, const ast_config *base, const float *fba
     CHECK(ast_pool_parse(&cfg.pool, pool, &err) == PETAL_OK, "%s: %s", cse, err.msg);
     ast_model m;
     PETAL_ASSERT(ast_model_init(&m, &cfg, &meth, B, &err) == PETAL_OK);
-    CHECK(param_load_h5(&m.params, FIXTURE, "params", &err) == PETAL_OK, "%s", err.msg);
+    CHECK(param_load_h5(&m.params, FIXTURE, "params", 0, &err) == PETAL_OK, "%s", err.msg);
 
     // forward
     double *ref;

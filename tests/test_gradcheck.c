@@ -93,7 +93,9 @@ static void check_gelu(void) {
 typedef struct { float *out, *att, *qkv, *r; int B, T, C, NH; } att_ctx;
 static double att_obj(void *p) {
     att_ctx *c = p;
-    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH);
+    int C3 = 3 * c->C;
+    attention_forward(c->out, c->att, c->qkv, c->qkv + c->C, c->qkv + 2 * c->C, C3, C3, c->B, c->T,
+                      c->T, c->C, c->NH);
     return dot(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
 static void check_attention(void) {
@@ -103,7 +105,8 @@ static void check_attention(void) {
     fill(c.qkv, B * T * 3 * C, 1), fill(c.r, B * T * C, 1);
     att_obj(&c);
     float *dqkv = petal_falloc(B * T * 3 * C), *scratch = petal_falloc(T * T);
-    attention_backward(dqkv, scratch, c.r, c.qkv, c.att, B, T, C, NH);
+    attention_backward(dqkv, dqkv + C, dqkv + 2 * C, scratch, c.r, c.qkv, c.qkv + C, c.qkv + 2 * C,
+                       c.att, 3 * C, 3 * C, B, T, T, C, NH);
     CHECK(fd_relerr(att_obj, &c, c.qkv, dqkv, B * T * 3 * C, 1e-2f, 1000) < TOL,
           "attention dqkv");
     free(c.out), free(c.att), free(c.qkv), free(c.r), free(dqkv), free(scratch);
@@ -113,7 +116,8 @@ static void check_attention(void) {
 typedef struct { float *x, *cols, *pw, *pb, *cls, *dist, *pos, *r; int B, NP, PP, C; } emb_ctx;
 static double emb_obj(void *p) {
     emb_ctx *c = p;
-    embed_forward(c->x, c->cols, c->pw, c->pb, c->cls, c->dist, c->pos, c->B, c->NP, c->PP, c->C);
+    embed_forward(c->x, c->cols, c->pw, c->pb, c->cls, c->dist, NULL, c->pos, c->B, c->NP, 0, c->PP,
+                  c->C);
     return dot(c->x, c->r, (size_t)c->B * (c->NP + 2) * c->C);
 }
 static void check_embed(void) {
@@ -141,7 +145,7 @@ static void check_embed(void) {
         fill(c.cls, C, 1), fill(c.dist, C, 1), fill(c.pos, T * C, 1), fill(c.r, B * T * C, 1);
     float *dpw = petal_falloc(C * PP), *dpb = petal_falloc(C), *dcls = petal_falloc(C),
           *ddist = petal_falloc(C), *dpos = petal_falloc(T * C);
-    embed_backward(dpw, dpb, dcls, ddist, dpos, c.r, c.cols, B, NP, PP, C);
+    embed_backward(dpw, dpb, dcls, ddist, NULL, dpos, c.r, c.cols, B, NP, 0, PP, C);
     CHECK(fd_relerr(emb_obj, &c, c.pw, dpw, C * PP, 1e-2f, 200) < TOL, "embed dpatch_w");
     CHECK(fd_relerr(emb_obj, &c, c.pb, dpb, C, 1e-2f, 200) < TOL, "embed dpatch_b");
     CHECK(fd_relerr(emb_obj, &c, c.cls, dcls, C, 1e-2f, 200) < TOL, "embed dcls");
@@ -152,10 +156,10 @@ static void check_embed(void) {
 }
 
 // ---- pooling and cross-entropy ----------------------------------------------------------
-typedef struct { float *pooled, *x, *r; ast_pool pool; int B, T, C; } pool_ctx;
+typedef struct { float *pooled, *x, *r; int t0, t1, B, T, C; } pool_ctx;
 static double pool_obj(void *p) {
     pool_ctx *c = p;
-    pool_forward(c->pooled, c->x, c->pool, c->B, c->T, c->C);
+    pool_forward(c->pooled, c->x, c->t0, c->t1, c->B, c->T, c->C);
     return dot(c->pooled, c->r, (size_t)c->B * c->C);
 }
 typedef struct { float *probs, *logits; int *labels; int B, K; } xent_ctx;
@@ -165,14 +169,15 @@ static double xent_obj(void *p) {
 }
 static void check_pool_loss(void) {
     int B = 3, T = 5, C = 4, K = 4;
+    int ranges[3][2] = {{0, T}, {0, 1}, {1, 4}};
     for (int pl = 0; pl < 3; pl++) {
         pool_ctx c = {petal_falloc(B * C), petal_falloc(B * T * C), petal_falloc(B * C),
-                      (ast_pool)pl, B, T, C};
+                      ranges[pl][0], ranges[pl][1], B, T, C};
         fill(c.x, B * T * C, 1), fill(c.r, B * C, 1);
         float *dx = petal_falloc(B * T * C);
-        pool_backward(dx, c.r, c.pool, B, T, C);
-        CHECK(fd_relerr(pool_obj, &c, c.x, dx, B * T * C, 1e-2f, 1000) < TOL, "pool %s dx",
-              ast_pool_name(c.pool));
+        pool_backward(dx, c.r, c.t0, c.t1, B, T, C);
+        CHECK(fd_relerr(pool_obj, &c, c.x, dx, B * T * C, 1e-2f, 1000) < TOL, "pool [%d, %d) dx",
+              c.t0, c.t1);
         free(c.pooled), free(c.x), free(c.r), free(dx);
     }
     int labels[3] = {0, 3, 1};

@@ -1,0 +1,31 @@
+// ==== LoRA: out += s * (u A^T) B^T beside a frozen projection ====================
+// A (r, C) is the down projection, B (OC, r) the up projection. out may be a
+// strided view (ldo) into a wider buffer, e.g. the q, k or v columns of qkv.
+#include <cblas.h>
+
+#include "core/ops.h"
+
+void lora_forward(float *out, float *z, const float *u, const float *A, const float *B, float s,
+                  int N, int C, int r, int OC, int ldo) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, C, 1.0f, u, C, A, C, 0.0f, z, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, r, s, z, r, B, r, 1.0f, out, ldo);
+    petal_gemm_flops += 2.0 * N * r * (C + OC);
+}
+
+void lora_backward(float *du, float *dA, float *dB, float *dz, const float *dout, int ldo,
+                   const float *u, const float *z, const float *A, const float *B, float s, int N,
+                   int C, int r, int OC) {
+    // dB += s dout^T z ; dz = s dout B ; dA += dz^T u ; du += dz A
+    if (dB)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, r, N, s, dout, ldo, z, r, 1.0f,
+                    dB, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, OC, s, dout, ldo, B, r, 0.0f, dz,
+                r);
+    if (dA)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, C, N, 1.0f, dz, r, u, C, 1.0f, dA,
+                    C);
+    if (du)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, r, 1.0f, dz, r, A, C, 1.0f, du,
+                    C);
+    petal_gemm_flops += 2.0 * N * r * (OC * 2 + C * 2);
+}

@@ -1,0 +1,74 @@
+// A PETL method is configuration of the one encoder block: which part of the
+// backbone trains (base) plus optional hooks (LoRA, adapters, prompts, prefix,
+// mixtures of adapters), any combination at once. docs/METHODS.md has the maths.
+#ifndef PETAL_METHOD_H
+#define PETAL_METHOD_H
+#include "core/common.h"
+
+typedef enum { METHOD_FULL = 0, METHOD_LINEAR, METHOD_BITFIT } ast_base;
+
+enum { LORA_Q = 1, LORA_K = 2, LORA_V = 4, LORA_O = 8 };
+typedef struct {
+    unsigned targets;  // LORA_* bitmask; 0 = no LoRA
+    int rank;          // r (or 0 when sized by rr)
+    float rr;          // reduction rate: r = round(C / rr), scaling alpha / rr
+    float alpha;
+    int init_paper;    // 0: reference init (A = 0), 1: LoRA paper (B = 0)
+} lora_config;
+
+typedef enum { BLOCK_BOTTLENECK = 0, BLOCK_CONFORMER } adapter_block;
+typedef struct {
+    int at_mhsa, at_ffn;  // sites; neither = no adapter
+    adapter_block block;
+    int sequential;       // else parallel
+    int after;            // else before
+    int residual;         // add the adapter's input to its output
+    int dim;              // bottleneck D (or 0 when sized by rr)
+    float rr;
+    int kernel;           // Conformer depthwise kernel (odd)
+    int init_reference;   // all-zero init of the reference code
+} adapter_config;
+
+typedef struct {
+    int tokens;  // P; 0 = no prompt
+    int deep;
+} prompt_config;
+
+typedef struct {
+    int tokens;  // P (even): P/2 keys and P/2 values per layer; 0 = off
+} prefix_config;
+
+typedef enum { MOA_NONE = 0, MOA_DENSE, MOA_SOFT } moa_kind;
+typedef struct {
+    moa_kind kind;
+    int at_mhsa, at_ffn;
+    int experts, slots;
+    int dim;   // expert bottleneck D (or 0 when sized by rr)
+    float rr;
+} moa_config;
+
+typedef struct {
+    char name[32];  // the preset it started from
+    ast_base base;
+    lora_config lora;
+    adapter_config adapter;
+    prompt_config prompt;
+    prefix_config prefix;
+    moa_config moa;
+} ast_method;
+
+// Named presets: full, linear, bitfit, lora, adapter_pfeiffer, adapter_houlsby,
+// conformer, prompt_shallow, prompt_deep, prefix, dense_moa, soft_moa.
+int ast_method_parse(ast_method *m, const char *name, petal_err *err);
+// Sets one `key=value` (e.g. lora.targets=qkvo, adapter.rr=32, prompt.deep=1);
+// docs/METHODS.md lists the keys. PETAL_EINPUT names the key on error.
+int ast_method_set(ast_method *m, const char *key, const char *value, petal_err *err);
+// Checks the combination for a hidden size C and fills rank / dims from rr.
+int ast_method_resolve(ast_method *m, int C, int L, petal_err *err);
+// Short name of the preset the config started from (for tables).
+const char *ast_method_name(const ast_method *m);
+// The reference recipe's learning rate for the method (REFERENCE.md).
+float ast_method_default_lr(const ast_method *m);
+// LoRA scaling s (alpha / rr or alpha / r).
+float ast_method_lora_scaling(const ast_method *m);
+#endif
