@@ -1,34 +1,15 @@
 // Front-end subcommands: `petal data fbank FILE` (inspect one clip's
 // features) and `petal bench fbank` (fbank throughput, decode excluded).
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/args.h"
 #include "cmd/cmd.h"
 #include "core/audio.h"
 #include "core/common.h"
 #include "core/fbank.h"
-
-// Strict positive integer / number parsing for options; 0 on success.
-static int parse_int(int *out, const char *s) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v <= 0 || v > 1 << 24) return 1;
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_pos(double *out, const char *s) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v > 0.0) || !isfinite(v)) return 1;
-    *out = v;
-    return 0;
-}
 
 static const char data_usage[] =
     "usage: petal data fbank FILE [--mel-bins N] [--max-length T] [--raw] [--dump]\n"
@@ -43,32 +24,27 @@ int cmd_data_fbank(int argc, char **argv) {
     fbank_config cfg = fbank_config_ast();
     const char *path = NULL;
     int raw = 0, dump = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    args a = {argc, argv, 1, 0};
+    for (; a.i < argc && !a.bad; a.i++) {
+        const char *s = argv[a.i];
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             fputs(data_usage, stdout);
             return 0;
-        } else if (!strcmp(a, "--raw")) {
-            raw = 1;
-        } else if (!strcmp(a, "--dump")) {
-            dump = 1;
-        } else if (!strcmp(a, "--mel-bins") || !strcmp(a, "--max-length")) {
-            int *dst = a[2] == 'm' && a[3] == 'e' ? &cfg.mel_bins : &cfg.max_length;
-            if (i + 1 >= argc || parse_int(dst, argv[i + 1])) {
-                fprintf(stderr, "petal data fbank: %s needs a positive integer\n", a);
-                return 2;
-            }
-            i++;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "petal data fbank: unknown option '%s'\n%s", a, data_usage);
-            return 2;
+        }
+        if (args_switch(&a, "--raw", &raw) || args_switch(&a, "--dump", &dump) ||
+            args_int(&a, "--mel-bins", &cfg.mel_bins, 4, 4096) ||
+            args_int(&a, "--max-length", &cfg.max_length, 1, 1 << 20))
+            continue;
+        if (s[0] == '-' && s[1]) {
+            args_unknown(&a, "data fbank");
         } else if (!path) {
-            path = a;
+            path = s;
         } else {
-            fprintf(stderr, "petal data fbank: one FILE only ('%s' is extra)\n", a);
-            return 2;
+            fprintf(stderr, "petal data fbank: one FILE only ('%s' is extra)\n", s);
+            a.bad = 1;
         }
     }
+    if (a.bad) return 2;
     if (!path) {
         fputs(data_usage, stderr);
         return 2;
@@ -143,28 +119,20 @@ static const char bench_usage[] =
     "  bench fbank seconds=<S> clips_per_s=<x>\n";
 
 int cmd_bench_fbank(int argc, char **argv) {
-    double seconds = 1.0;
+    float seconds = 1.0f;
     int clips = 200;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    args a = {argc, argv, 1, 0};
+    for (; a.i < argc && !a.bad; a.i++) {
+        if (!strcmp(argv[a.i], "--help") || !strcmp(argv[a.i], "-h")) {
             fputs(bench_usage, stdout);
             return 0;
-        } else if (!strcmp(a, "--seconds") && i + 1 < argc) {
-            if (parse_pos(&seconds, argv[++i]) || seconds > 3600) {
-                fprintf(stderr, "petal bench fbank: --seconds needs a number in (0, 3600]\n");
-                return 2;
-            }
-        } else if (!strcmp(a, "--clips") && i + 1 < argc) {
-            if (parse_int(&clips, argv[++i])) {
-                fprintf(stderr, "petal bench fbank: --clips needs a positive integer\n");
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "petal bench fbank: bad argument '%s'\n%s", a, bench_usage);
-            return 2;
         }
+        if (args_float(&a, "--seconds", &seconds, 0.025f, 3600.0f) ||
+            args_int(&a, "--clips", &clips, 1, 100000000))
+            continue;
+        args_unknown(&a, "bench fbank");
     }
+    if (a.bad) return 2;
     fbank_config cfg = fbank_config_ast();
     petal_err err = {{0}};
     fbank_plan *plan = fbank_plan_create(&cfg, &err);
