@@ -2,6 +2,7 @@
 #include "core/audio.h"
 
 #include <limits.h>
+#include <math.h>
 #include <samplerate.h>
 #include <sndfile.h>
 #include <stdio.h>
@@ -78,10 +79,21 @@ int audio_read(float **out, size_t *n, int *rate, const char *path, petal_err *e
         sf_count_t r = sf_readf_float(f, chunk, k);
         if (r <= 0) break;
         // Mean over channels, as a mono downmix of torch tensors does.
+        int finite = 1;
         for (sf_count_t i = 0; i < r; i++) {
             float s = 0.0f;
             for (int c = 0; c < ch; c++) s += chunk[i * ch + c];
             mono[got + i] = ch == 1 ? s : s / (float)ch;
+            finite &= isfinite(mono[got + i]) != 0;
+        }
+        // Float formats can carry NaN/inf, which would poison every feature
+        // and gradient downstream: a corrupt file, reported as one.
+        if (!finite) {
+            size_t bad = got;
+            while (isfinite(mono[bad])) bad++;
+            status = petal_fail(err, PETAL_EINPUT, "%s: NaN or infinite sample at %zu (%.3f s)", path, bad,
+                                (double)bad / info.samplerate);
+            goto done;
         }
         got += (size_t)r;
     }

@@ -89,11 +89,13 @@ const fbank_config *fbank_plan_config(const fbank_plan *p) { return &p->cfg; }
 fbank_plan *fbank_plan_create(const fbank_config *cfg, petal_err *err) {
     const fbank_config c = *cfg;
     // Frame sizes as torchaudio derives them: int(rate * ms * 0.001).
-    int W = (int)(c.sample_rate * (double)c.frame_length_ms * 0.001);
-    int S = (int)(c.sample_rate * (double)c.frame_shift_ms * 0.001);
+    double wlen = c.sample_rate * (double)c.frame_length_ms * 0.001;
+    double wshift = c.sample_rate * (double)c.frame_shift_ms * 0.001;
+    int W = wlen >= 2.0 && wlen <= (1 << 20) ? (int)wlen : 0;
+    int S = wshift >= 1.0 && wshift <= (1 << 24) ? (int)wshift : 0;
     double nyquist = 0.5 * c.sample_rate;
     double lo = c.low_freq, hi = c.high_freq <= 0.0f ? c.high_freq + nyquist : c.high_freq;
-    if (c.sample_rate <= 0 || W < 2 || S < 1 || W > (1 << 20)) {
+    if (c.sample_rate <= 0 || W < 2 || S < 1) {
         petal_fail(err, PETAL_EINPUT, "fbank: bad framing (rate %d Hz, frame %g ms, shift %g ms)", c.sample_rate,
                    c.frame_length_ms, c.frame_shift_ms);
         return NULL;
@@ -131,35 +133,36 @@ fbank_plan *fbank_plan_create(const fbank_config *cfg, petal_err *err) {
     p->mel_start = petal_malloc(sizeof(int) * F);
     p->mel_len = petal_malloc(sizeof(int) * F);
     p->mel_off = petal_malloc(sizeof(int) * F);
-    float *dense = petal_malloc(sizeof(float) * (size_t)half);
+    double *bin_mel = petal_malloc(sizeof(double) * (size_t)half);  // (half) mel of each FFT bin
+    for (int k = 0; k < half; k++) bin_mel[k] = mel_of_hz(bin_hz * k);
+    float *dense = petal_malloc(sizeof(float) * (size_t)F * half);  // (F, half)
     size_t total = 0;
-    for (int pass = 0; pass < 2; pass++) {  // pass 0 sizes, pass 1 fills
-        total = 0;
-        for (int m = 0; m < F; m++) {
-            double left = mlo + m * delta, center = left + delta, right = left + 2.0 * delta;
-            int first = -1, last = -2;
-            for (int k = 0; k < half; k++) {
-                double mel = mel_of_hz(bin_hz * k);
-                double up = (mel - left) / (center - left), down = (right - mel) / (right - center);
-                double w = up < down ? up : down;
-                dense[k] = w > 0.0 ? (float)w : 0.0f;
-                if (dense[k] > 0.0f) {
-                    if (first < 0) first = k;
-                    last = k;
-                }
+    for (int m = 0; m < F; m++) {
+        double left = mlo + m * delta, center = left + delta, right = left + 2.0 * delta;
+        int first = -1, last = -2;
+        for (int k = 0; k < half; k++) {
+            double up = (bin_mel[k] - left) / (center - left), down = (right - bin_mel[k]) / (right - center);
+            double w = up < down ? up : down;
+            float wf = w > 0.0 ? (float)w : 0.0f;
+            dense[(size_t)m * half + k] = wf;
+            if (wf > 0.0f) {
+                if (first < 0) first = k;
+                last = k;
             }
-            int len = first < 0 ? 0 : last - first + 1;
-            if (pass == 1) {
-                p->mel_start[m] = first < 0 ? 0 : first;
-                p->mel_len[m] = len;
-                p->mel_off[m] = (int)total;
-                for (int j = 0; j < len; j++) p->mel_w[total + j] = dense[first + j];
-            }
-            total += (size_t)len;
         }
-        if (pass == 0) p->mel_w = petal_malloc(sizeof(float) * (total ? total : 1));
+        // A triangle narrower than the FFT bin spacing may catch no bin; its
+        // energy is 0 and its log the floor, as in torchaudio.
+        p->mel_start[m] = first < 0 ? 0 : first;
+        p->mel_len[m] = first < 0 ? 0 : last - first + 1;
+        p->mel_off[m] = (int)total;
+        total += (size_t)p->mel_len[m];
     }
+    p->mel_w = petal_malloc(sizeof(float) * (total ? total : 1));
+    for (int m = 0; m < F; m++)
+        memcpy(p->mel_w + p->mel_off[m], dense + (size_t)m * half + p->mel_start[m],
+               sizeof(float) * (size_t)p->mel_len[m]);
     free(dense);
+    free(bin_mel);
 
     p->frames = fftwf_alloc_real((size_t)FB * p->nfft);
     p->spec = fftwf_alloc_complex(((size_t)half + 1) * FB);
@@ -200,7 +203,7 @@ int fbank_num_frames(const fbank_plan *p, size_t n) {
     return (int)m;
 }
 
-// Natural log of a positive normal float, written so that a loop of them
+// Natural log of a positive normal finite float, written so that a loop of them
 // vectorises (glibc's logf is a scalar call and was 40% of the fbank time).
 // x = 2^e * m with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s) with
 // s = (m - 1) / (m + 1), |s| < 0.172, summed to s^9: the truncation
@@ -267,7 +270,10 @@ static void batch_logmel(float *out, fbank_plan *p, const float *wave, int count
         // Two loops on purpose: with the clamp inside the log's loop GCC
         // branches to a constant-folded log(eps) and stops vectorising.
         for (int b = 0; b < FB; b++) acc[b] = acc[b] < FLT_EPSILON ? FLT_EPSILON : acc[b];
-        for (int b = 0; b < FB; b++) e[m * FB + b] = log_positive(acc[b]);
+        // + acc * 0 is 0 for finite energies and NaN for NaN or inf ones, so a
+        // non-finite waveform gives NaN features (as torchaudio would), not a
+        // plausible number from log_positive's bit tricks.
+        for (int b = 0; b < FB; b++) e[m * FB + b] = log_positive(acc[b]) + acc[b] * 0.0f;
     }
     for (int b = 0; b < count; b++)
         for (int m = 0; m < F; m++) out[(size_t)b * F + m] = e[m * FB + b];

@@ -45,7 +45,8 @@ int fbank_num_frames(const fbank_plan *p, size_t n);
 
 // Raw log-mel filterbank (torchaudio's fbank output): out is
 // (fbank_num_frames(p, n), F); *nframes gets that count (0 for clips shorter
-// than one window). Returns PETAL_OK.
+// than one window). Returns PETAL_OK. A NaN or inf sample makes the frames
+// that contain it NaN.
 int fbank_compute(float *out, int *nframes, fbank_plan *p, const float *wave, size_t n);
 
 // Model input: fbank_compute, then cut to T frames or pad with zero frames,

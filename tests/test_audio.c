@@ -258,6 +258,13 @@ static void check_errors(void) {
 
     expect_einput(dir, "a directory");
 
+    // A float WAV holding a NaN.
+    x[1234] = NAN;
+    path_of(path, sizeof path, "nan.wav");
+    CHECK(write_sound(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 16000, 1, x, n) == 0, "write nan.wav");
+    expect_einput(path, "NaN sample");
+    x[1234] = 0.0f;
+
     // A FLAC whose STREAMINFO does not know its sample count (as an encoder
     // writing to a pipe leaves it) still decodes, to the end of the stream.
     // STREAMINFO starts at byte 8; its 36-bit total-samples field spans the

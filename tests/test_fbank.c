@@ -278,6 +278,20 @@ static void check_framing(void) {
     CHECK(M == 3 && fabsf(raw[0] - logf(FLT_EPSILON)) < 1e-6f && fabsf(raw[3 * F - 1] - logf(FLT_EPSILON)) < 1e-6f,
           "silence -> log(eps)");
 
+    // A NaN sample poisons exactly the frames that contain it (frames 4, 5, 6
+    // hold sample 1000), never turning into a finite number. (A mel triangle
+    // too narrow to cover any FFT bin stays at the log floor.)
+    for (size_t i = 0; i < 16000; i++) wave[i] = 0.1f * sinf(0.05f * i);
+    wave[1000] = NAN;
+    fbank_compute(raw, &M, p, wave, 16000);
+    int nan_ok = 1;
+    for (int t = 0; t < M; t++) {
+        int nans = 0;
+        for (int m = 0; m < F; m++) nans += isnan(raw[t * F + m]) != 0;
+        nan_ok &= t >= 4 && t <= 6 ? nans >= F - 4 : nans == 0;
+    }
+    CHECK(nan_ok, "NaN sample -> NaN in frames 4-6 only");
+
     // Bad configurations are input errors, not crashes.
     fbank_config bad = fbank_config_ast();
     bad.mel_bins = 3;
