@@ -72,6 +72,7 @@ bench: deps
 fixtures: deps
 	@bash tools/deps.sh --torch
 	$(PYTHON) tests/torch_ref.py tests/fixtures
+	$(PYTHON) tests/torchaudio_ref.py tests/fixtures
 
 clean:
 	rm -rf build petal
