@@ -93,7 +93,9 @@ int dataset_split(int *idx, int *n, const dataset *ds, int split, int fold, peta
 // does not depend on directory or CSV order, the same seed gives the same
 // subset, and for one seed the k-shot set is contained in the 2k-shot set.
 // FEWSHOT_FIRST: the first k of each class in idx order (the reference's
-// choice). A class with fewer than k items gives all it has: counts[c] (K
+// choice; it matches the reference exactly for the CSV layouts, while for gsc
+// and folder "first" is in sorted-name order, since the directory order the
+// reference used is not reproducible). A class with fewer than k items gives all it has: counts[c] (K
 // entries, may be NULL) says how many were taken, so callers can report it.
 // out (room for n) gets the chosen indices in ascending order; returns their
 // number.

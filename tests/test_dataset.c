@@ -300,19 +300,18 @@ static void test_us8k(void) {
                               {"101415-3-0-2.wav", "2", "3", "dog_bark"},
                               {"102102-1-0-0.wav", "10", "1", "car_horn"},
                               {"102305-2-0-0.wav", "10", "2", "children_playing"}};
-    // classID 0 missing would be an empty class: add one.
-    snprintf(p, sizeof p, "%s/UrbanSound8K/metadata/UrbanSound8K.csv", root);
-    FILE *f;
-    write_file(p, "%s", "");
-    f = fopen(p, "w");
-    fprintf(f, "slice_file_name,fsID,start,end,salience,fold,classID,class,note\r\n");
+    // Plus one air_conditioner clip: classID 0 missing would be an empty class.
+    char csv[4096];
+    int len = snprintf(csv, sizeof csv, "slice_file_name,fsID,start,end,salience,fold,classID,class,note\r\n");
     for (int i = 0; i < 6; i++) {
-        fprintf(f, "\"%s\",100,0.0,0.1,1,%s,%s,%s,\"x, y\"\r\n", rows[i][0], rows[i][1], rows[i][2], rows[i][3]);
+        len += snprintf(csv + len, sizeof csv - (size_t)len, "\"%s\",100,0.0,0.1,1,%s,%s,%s,\"x, y\"\r\n",
+                        rows[i][0], rows[i][1], rows[i][2], rows[i][3]);
         snprintf(p, sizeof p, "%s/UrbanSound8K/audio/fold%s/%s", root, rows[i][1], rows[i][0]);
         silent_wav(p);
     }
-    fprintf(f, "103199-0-0-0.wav,100,0,0.1,1,2,0,air_conditioner,\r\n");
-    fclose(f);
+    snprintf(csv + len, sizeof csv - (size_t)len, "103199-0-0-0.wav,100,0,0.1,1,2,0,air_conditioner,\r\n");
+    snprintf(p, sizeof p, "%s/UrbanSound8K/metadata/UrbanSound8K.csv", root);
+    write_file(p, "%s", csv);
     snprintf(p, sizeof p, "%s/UrbanSound8K/audio/fold2/103199-0-0-0.wav", root);
     silent_wav(p);
 
