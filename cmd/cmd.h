@@ -12,6 +12,8 @@ int cmd_demo(int argc, char **argv);
 // Front end (cmd/cmd_fbank.c): `petal data fbank ...`, `petal bench fbank ...`.
 int cmd_data_fbank(int argc, char **argv);
 int cmd_bench_fbank(int argc, char **argv);
+// Datasets (cmd/cmd_synth.c): `petal data synth ...`.
+int cmd_data_synth(int argc, char **argv);
 
 
 #include "core/train.h"
