@@ -160,13 +160,18 @@ static void check_trial(void) {
     CHECK(r1.test_acc == r2.test_acc && r1.best_epoch == r2.best_epoch, "trials repeat exactly");
     CHECK(r1.best_epoch >= 1 && r1.best_epoch <= 8, "best epoch in range");
     // Validate on the test set itself: the tested model must score exactly the
-    // best validation accuracy, which a last-epoch model (worse here) would not.
+    // best validation accuracy, which a last-epoch model would not whenever the
+    // last epoch is worse. Several seeds, so that case occurs whatever the BLAS.
     tc.opt = adamw_defaults(2e-2f);
-    CHECK(trial_run(&r1, &c, &meth, &tc, &tr, &te, &te, NULL, &err) == PETAL_OK, "%s", err.msg);
-    CHECK(r1.last_valid_acc < r1.best_valid_acc, "precondition: last epoch worse than best "
-          "(%.3f vs %.3f at epoch %d)", r1.last_valid_acc, r1.best_valid_acc, r1.best_epoch);
-    CHECK(r1.test_acc == r1.best_valid_acc, "tested the best-validation copy (%.3f vs %.3f)",
-          r1.test_acc, r1.best_valid_acc);
+    int copy_ok = 1, last_worse = 0;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        tc.seed = seed;
+        CHECK(trial_run(&r1, &c, &meth, &tc, &tr, &te, &te, NULL, &err) == PETAL_OK, "%s", err.msg);
+        copy_ok &= r1.test_acc == r1.best_valid_acc;
+        last_worse += r1.last_valid_acc < r1.best_valid_acc;
+    }
+    CHECK(copy_ok, "tested the best-validation copy");
+    CHECK(last_worse > 0, "some trial's last epoch was worse than its best (else the check is void)");
     // Divergence: a NaN weight makes the loss NaN; the trial fails with a reason.
     ast_model m;
     PETAL_ASSERT(ast_model_init(&m, &c, &meth, 8, &err) == PETAL_OK);
