@@ -3,11 +3,18 @@
 # Debian packages (only what pkg-config / command -v cannot find).
 
 CC      := gcc
-PKGS    := openblas hdf5 fftw3f yaml-0.1 sndfile samplerate ompi-c
+PKGS    := hdf5 fftw3f yaml-0.1 sndfile samplerate ompi-c
+# OpenBLAS's OpenMP build: GEMMs and petal's own loops share one OpenMP thread
+# pool. With the pthread build, two pools spin against each other (each
+# waiting thread burns a core the other pool needs).
+BLASDIR := /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp
+BLAS_PC := PKG_CONFIG_LIBDIR=$(BLASDIR)/pkgconfig pkg-config
 CFLAGS  ?= -O3 -march=native
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -g -I. \
+           $(shell $(BLAS_PC) --cflags openblas 2>/dev/null) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LDLIBS  := $(shell $(BLAS_PC) --libs openblas 2>/dev/null) -Wl,-rpath,$(BLASDIR) \
+           $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 PYTHON  := /usr/bin/python3
 
 LIBSRC  := $(wildcard core/*.c worker/*.c coordinator/*.c sweeps/*.c results/*.c) \

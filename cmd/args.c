@@ -67,6 +67,14 @@ int args_model(args *a, model_opts *o) {
     if (args_flag(a, "--size", &v)) o->size = v ? v : o->size;
     else if (args_flag(a, "--method", &v)) o->method = v ? v : o->method;
     else if (args_flag(a, "--pool", &v)) o->pool = v ? v : o->pool;
+    else if (args_flag(a, "--set", &v)) {
+        if (v && o->nsets == (int)(sizeof o->sets / sizeof o->sets[0])) {
+            fprintf(stderr, "petal: too many --set options\n");
+            a->bad = 1;
+        } else if (v) {
+            o->sets[o->nsets++] = v;
+        }
+    }
     else if (args_int(a, "--frames", &o->frames, 16, 100000)) {}
     else if (args_int(a, "--classes", &o->classes, 2, 100000)) {}
     else return 0;
@@ -77,5 +85,14 @@ int model_opts_resolve(ast_config *cfg, ast_method *m, const model_opts *o, peta
     int st = ast_config_preset(cfg, o->size, o->frames, o->classes, err);
     if (!st) st = ast_pool_parse(&cfg->pool, o->pool, err);
     if (!st) st = ast_method_parse(m, o->method, err);
+    for (int i = 0; i < o->nsets && !st; i++) {
+        char key[64];
+        const char *eq = strchr(o->sets[i], '=');
+        if (!eq || eq == o->sets[i] || (size_t)(eq - o->sets[i]) >= sizeof key)
+            return petal_fail(err, PETAL_EINPUT, "--set expects key=value, got '%s'", o->sets[i]);
+        memcpy(key, o->sets[i], (size_t)(eq - o->sets[i]));
+        key[eq - o->sets[i]] = 0;
+        st = ast_method_set(m, key, eq + 1, err);
+    }
     return st;
 }

@@ -29,11 +29,16 @@ typedef struct {
     const char *pool;    // --pool all|cls|cls_dist
     int frames;          // --frames
     int classes;         // --classes
+    const char *sets[32];  // --set key=value method settings, in order
+    int nsets;
 } model_opts;
 #define MODEL_OPTS_HELP                                                        \
     "  --size tiny|small|base   model size (base = ViT-B as in the study)\n"   \
-    "  --method full|linear|bitfit\n"                                          \
-    "  --pool all|cls|cls_dist  token pooling before the head (default all)\n" \
+    "  --method M               full, linear, bitfit, lora, adapter_pfeiffer,\n"   \
+    "                           adapter_houlsby, conformer, prompt_shallow,\n"    \
+    "                           prompt_deep, prefix (docs/METHODS.md)\n"          \
+    "  --set key=value          a method setting, e.g. lora.rank=8 (repeatable)\n" \
+    "  --pool P                 all, cls, cls_dist, prompts, speech, prompts+speech\n" \
     "  --frames T               input frames (max_length)\n"                   \
     "  --classes K              output classes\n"
 // Consumes argv[i] if it is a model option.

@@ -4,9 +4,6 @@
 # (-DPETAL_CANARY), which they must reject.
 # Prints one closing line: "tests: N passed, N failed".
 cd "$(dirname "$0")/.."
-# OpenMP workers sleep instead of spinning: tests time nothing, and spinning
-# threads starve OpenBLAS's on a loaded 2-core machine.
-export OMP_WAIT_POLICY=passive
 passed=0; failed=0
 for t in build/tests/test_*; do
   [ -x "$t" ] || continue

@@ -12,7 +12,9 @@ need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need_cmd pkg-config pkg-config
 need_cmd cc gcc
 need_cmd make make
-need_pc openblas libopenblas-dev
+# OpenBLAS's OpenMP build (one thread pool with petal's OpenMP loops).
+PKG_CONFIG_LIBDIR="/usr/lib/$(gcc -print-multiarch 2>/dev/null)/openblas-openmp/pkgconfig" \
+  pkg-config --exists openblas 2>/dev/null || missing+=(libopenblas-openmp-dev)
 need_pc fftw3f libfftw3-dev
 need_pc yaml-0.1 libyaml-dev
 need_pc hdf5 libhdf5-dev
