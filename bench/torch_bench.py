@@ -1,7 +1,12 @@
 """PyTorch training-step throughput for the AST, the baseline petal's C core is
 compared with. Float32, the reference optimizer (AdamW + cosine), the method's
 trainable set frozen the ordinary PyTorch way (requires_grad=False, no manual
-no_grad), one warm-up step, then --steps timed steps. Prints exactly one line:
+no_grad), one warm-up step, then --steps timed steps. Methods are the named
+configs of tests/torch_ast.py PRESETS: full linear bitfit lora (q,v rr 64 alpha 8)
+adapter_pfeiffer adapter_houlsby (rr 64, parallel before) conformer (Pfeiffer,
+rr 64, kernel 31) prompt_deep (P 24) prefix (P 24) soft_moa (N 4, S 1, rr 64, FFN)
+dense_moa (N 4, rr 64, FFN); the backbone is random, the method's own tensors keep
+their documented init. Prints exactly one line:
 
   torch method=<m> frames=<T> batch=<B> samples_per_s=<x> rss_mib=<peak RSS MiB>
 """
@@ -15,12 +20,12 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from torch_ast import METHODS, SIZES, ASTModel, _init_random, config_for, loss_fn, make_optimizer, set_trainable  # noqa: E402,E501
+from torch_ast import PRESETS, SIZES, ASTModel, _init_random, config_for, loss_fn, make_optimizer, set_trainable  # noqa: E402,E501
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", required=True, choices=sorted(METHODS))
+    ap.add_argument("--method", required=True, choices=sorted(PRESETS))
     ap.add_argument("--batch", type=int, required=True)
     ap.add_argument("--frames", type=int, required=True)
     ap.add_argument("--threads", type=int, required=True)
@@ -35,10 +40,10 @@ def main():
     cfg = config_for(a.size, frames=a.frames)
     if cfg.t_dim < 1:
         ap.error(f"--frames must be >= {cfg.patch}")
-    model = ASTModel(cfg)
-    _init_random(model, torch.Generator().manual_seed(0), std_tok=0.02)
+    model = ASTModel(cfg, PRESETS[a.method])
+    _init_random(model, torch.Generator().manual_seed(0), std_tok=0.02, which="backbone")
     model.train()
-    params = set_trainable(model, a.method)
+    params = set_trainable(model)
     opt, sched = make_optimizer(params, lr=1e-4, steps=a.steps + 1)
     x = torch.randn(a.batch, cfg.frames, cfg.F)
     y = torch.randint(0, cfg.K, (a.batch,))
