@@ -53,6 +53,7 @@ typedef struct {
     float *lora_b[4];      // (C, r)
     float *prefix_k, *prefix_v;  // (P/2, C)
     adapter_tensors ad[2];       // adapters at the MHSA [0] and FFN [1] sites
+    moa_tensors moa[2];          // mixtures of adapters at the two sites
 } ast_layer_tensors;
 
 typedef struct {
@@ -84,6 +85,7 @@ typedef struct {
     float *sin[2];               // (L, Bm, T, C) sublayer input when a sequential-before adapter feeds it
     float *sout[2];              // (L, Bm, T, C) sublayer output when an 'after' adapter reads it
     adapter_acts ad[2];          // per site, each field with L slabs
+    moa_acts moa[2];             // per site, each field with L slabs
     float *lnf, *meanf, *rstdf;  // (Bm, T, C), (Bm, T), (Bm, T)
     float *pooled;               // (Bm, C)
     float *logits, *probs;       // (Bm, K)
@@ -101,6 +103,7 @@ typedef struct {
     float *datt;     // (T, Tk)
     float *dz;       // (Bm, T, r) LoRA
     float *dad;      // adapter backward scratch
+    float *dmoa;     // mixture-of-adapters backward scratch
     float *dpooled;  // (Bm, C)
     float *dlogits;  // (Bm, K)
 } ast_acts;
@@ -114,6 +117,7 @@ typedef struct {
     int PK;             // prefix keys (= values) per layer
     int Tk;             // keys per query: T + PK
     int AD;             // adapter bottleneck
+    int ME, MS, MD;     // mixture of adapters: experts, slots per expert, expert bottleneck
     int bw_floor;       // lowest slot the backward reaches (see param_row.slot)
     int training;       // BatchNorm uses batch statistics (and updates running ones)
     float lora_s;       // LoRA scaling

@@ -163,6 +163,12 @@ int ast_method_set(ast_method *m, const char *key, const char *v, petal_err *err
         if (!mo->dim && mo->rr == 0) mo->rr = 64;
         return PETAL_OK;
     }
+    if (!strcmp(key, "moa.init")) {
+        if (!strcmp(v, "petal")) mo->init_reference = 0;
+        else if (!strcmp(v, "reference")) mo->init_reference = 1;
+        else return petal_fail(err, PETAL_EINPUT, "moa.init expects petal or reference, got '%s'", v);
+        return PETAL_OK;
+    }
     if (!strcmp(key, "moa.location")) return parse_sites(&mo->at_mhsa, &mo->at_ffn, key, v, err);
     if (!strcmp(key, "moa.experts")) return parse_int(&mo->experts, key, v, 1, 1024, err);
     if (!strcmp(key, "moa.slots")) return parse_int(&mo->slots, key, v, 1, 1024, err);
@@ -191,8 +197,11 @@ int ast_method_resolve(ast_method *m, int C, int L, petal_err *err) {
     moa_config *mo = &m->moa;
     if (mo->kind != MOA_NONE) {
         if (mo->dim == 0) mo->dim = from_rr(mo->rr > 0 ? mo->rr : 64, C);
-        if (mo->experts < 1 || (mo->kind == MOA_SOFT && mo->slots < 1))
-            return petal_fail(err, PETAL_EINPUT, "moa needs experts >= 1 (and slots >= 1 for soft)");
+        if (mo->experts < 1 || mo->experts > 64 || (mo->kind == MOA_SOFT && mo->slots < 1))
+            return petal_fail(err, PETAL_EINPUT,
+                              "moa needs 1 to 64 experts (and slots >= 1 for soft), got %d",
+                              mo->experts);
+        if (!mo->at_mhsa && !mo->at_ffn) mo->at_ffn = 1;
     }
     return PETAL_OK;
 }

@@ -45,6 +45,7 @@ typedef struct {
     int experts, slots;
     int dim;   // expert bottleneck D (or 0 when sized by rr)
     float rr;
+    int init_reference;  // all-zero experts, as the reference's adapters
 } moa_config;
 
 typedef struct {

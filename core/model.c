@@ -176,6 +176,40 @@ static void add_adapter(builder *bd, adapter_tensors *w, adapter_tensors *g, int
         "encoder.layer.%d.adapter_%s.pw2.bias", l, s);
 }
 
+static void add_moa(builder *bd, moa_tensors *w, moa_tensors *g, int l, int site,
+                    const moa_config *mo, int C, int D) {
+    int slot = 2 * l + site, E = mo->experts, S = mo->slots;
+    const char *s = site ? "ffn" : "mhsa";
+    float kaim = 1.0f / sqrtf((float)C);
+    w->experts = petal_calloc((size_t)E, sizeof(adapter_tensors));
+    g->experts = petal_calloc((size_t)E, sizeof(adapter_tensors));
+    for (int e = 0; e < E; e++) {
+        adapter_tensors *x = &w->experts[e], *gx = &g->experts[e];
+        if (mo->init_reference)
+            add(bd, &x->down_w, &gx->down_w, slot, 1, 0, ZERO, 2, D, C, 0, 0,
+                "encoder.layer.%d.moa_%s.experts.%d.down.weight", l, s, e);
+        else
+            add(bd, &x->down_w, &gx->down_w, slot, 1, 0, UNIF(kaim), 2, D, C, 0, 0,
+                "encoder.layer.%d.moa_%s.experts.%d.down.weight", l, s, e);
+        add(bd, &x->down_b, &gx->down_b, slot, 1, 0, ZERO, 1, D, 0, 0, 0,
+            "encoder.layer.%d.moa_%s.experts.%d.down.bias", l, s, e);
+        add(bd, &x->up_w, &gx->up_w, slot, 1, 0, ZERO, 2, C, D, 0, 0,
+            "encoder.layer.%d.moa_%s.experts.%d.up.weight", l, s, e);
+        add(bd, &x->up_b, &gx->up_b, slot, 1, 0, ZERO, 1, C, 0, 0, 0,
+            "encoder.layer.%d.moa_%s.experts.%d.up.bias", l, s, e);
+    }
+    if (mo->kind == MOA_DENSE) {
+        add(bd, &w->router_w, &g->router_w, slot, 1, 0, UNIF(kaim), 2, E, C, 0, 0,
+            "encoder.layer.%d.moa_%s.router.weight", l, s);
+        add(bd, &w->router_b, &g->router_b, slot, 1, 0, UNIF(kaim), 1, E, 0, 0, 0,
+            "encoder.layer.%d.moa_%s.router.bias", l, s);
+    } else {
+        add(bd, &w->slots, &g->slots, slot, 1, 0, PARAM_INIT_NORMAL,
+            sqrtf(2.0f / (float)(E * S + C * S)), 3, C, E, S, 0, "encoder.layer.%d.moa_%s.slots",
+            l, s);
+    }
+}
+
 static void build_table(ast_model *m) {
     const ast_config *c = &m->cfg;
     const ast_method *me = &m->method;
@@ -183,7 +217,11 @@ static void build_table(ast_model *m) {
     builder bd = {.m = m};
     int C = c->C, L = c->L;
     const adapter_config *ad = &me->adapter;
-    int ln1_hook = ad->at_mhsa, ln2_hook = ad->at_ffn;  // adapters train their site's LN
+    const moa_config *mo = &me->moa;
+    int has_moa = mo->kind != MOA_NONE;
+    // adapters and mixtures train their site's LayerNorm
+    int ln1_hook = ad->at_mhsa || (has_moa && mo->at_mhsa);
+    int ln2_hook = ad->at_ffn || (has_moa && mo->at_ffn);
     float pv = sqrtf(6.0f / (3.0f * c->patch * c->patch + C));  // prompt / prefix init bound
 
     add(&bd, &w->cls, &g->cls, -1, base_trains(me, 'e'), 1, TRUNC, 3, 1, 1, C, 0,
@@ -262,6 +300,8 @@ static void build_table(ast_model *m) {
         }
         if (ad->at_mhsa) add_adapter(&bd, &lw->ad[0], &lg->ad[0], l, 0, ad, C, m->AD);
         if (ad->at_ffn) add_adapter(&bd, &lw->ad[1], &lg->ad[1], l, 1, ad, C, m->AD);
+        if (has_moa && mo->at_mhsa) add_moa(&bd, &lw->moa[0], &lg->moa[0], l, 0, mo, C, m->MD);
+        if (has_moa && mo->at_ffn) add_moa(&bd, &lw->moa[1], &lg->moa[1], l, 1, mo, C, m->MD);
     }
     add(&bd, &w->lnf_w, &g->lnf_w, 2 * L, 1, 1, ONE, 1, C, 0, 0, 0, "layernorm.weight");
     add(&bd, &w->lnf_b, &g->lnf_b, 2 * L, 1, 1, ZERO, 1, C, 0, 0, 0, "layernorm.bias");
@@ -344,6 +384,25 @@ static void carve(ast_model *m) {
         }
         (void)x;
     }
+    const moa_config *mo = &me->moa;
+    size_t E = (size_t)m->ME, S = (size_t)m->MS, MD = (size_t)m->MD, R = B * S;
+    for (int s = 0; s < 2; s++) {
+        if (mo->kind == MOA_NONE || !(s ? mo->at_ffn : mo->at_mhsa)) continue;
+        size_t rows = mo->kind == MOA_SOFT ? R : BT;  // rows each expert sees
+        if (mo->kind == MOA_DENSE) {
+            FIELD(moa[s].probs, L * BT * E);
+            FIELD(moa[s].y, L * E * BT * C);
+        } else {
+            FIELD(moa[s].dp, L * BT * E * S);
+            FIELD(moa[s].cb, L * BT * E * S);
+            FIELD(moa[s].xs, L * E * R * C);
+            FIELD(moa[s].y, L * E * R * C);
+        }
+        for (size_t e = 0; e < E; e++) {
+            FIELD(moa[s].ex[e].hid, L * rows * MD);
+            FIELD(moa[s].ex[e].act, L * rows * MD);
+        }
+    }
     FIELD(lnf, BT * C);
     FIELD(meanf, BT);
     FIELD(rstdf, BT);
@@ -364,6 +423,9 @@ static void carve(ast_model *m) {
     if (r) FIELD(dz, BT * r);
     if (ad->at_mhsa || ad->at_ffn)
         FIELD(dad, adapter_scratch_floats(ad->block == BLOCK_CONFORMER, (int)BT, (int)C, (int)D));
+    if (mo->kind != MOA_NONE)
+        FIELD(dmoa, moa_scratch_floats(mo->kind == MOA_SOFT, (int)B, (int)T, (int)C, (int)MD,
+                                       (int)E, (int)S));
     FIELD(dpooled, B * C);
     FIELD(dlogits, B * K);
 #undef FIELD
@@ -381,8 +443,6 @@ int ast_model_init(ast_model *m, const ast_config *cfg, const ast_method *method
     st = ast_method_resolve(&m->method, cfg->C, cfg->L, err);
     if (st) return st;
     const ast_method *me = &m->method;
-    if (me->moa.kind != MOA_NONE)
-        return petal_fail(err, PETAL_EINPUT, "mixtures of adapters are not built yet");
     int prompt_pool = cfg->pool >= POOL_PROMPTS;
     if (prompt_pool && !me->prompt.tokens)
         return petal_fail(err, PETAL_EINPUT, "pooling '%s' needs prompt tokens",
@@ -398,6 +458,11 @@ int ast_model_init(ast_model *m, const ast_config *cfg, const ast_method *method
     m->Tk = m->T + m->PK;
     m->PP = cfg->patch * cfg->patch;
     m->AD = me->adapter.dim;
+    if (me->moa.kind != MOA_NONE) {
+        m->ME = me->moa.experts;
+        m->MS = me->moa.kind == MOA_SOFT ? me->moa.slots : 1;
+        m->MD = me->moa.dim;
+    }
     m->lora_s = me->lora.targets ? ast_method_lora_scaling(me) : 0.0f;
     m->training = 1;
     m->w.layer = petal_calloc((size_t)(cfg->L ? cfg->L : 1), sizeof(ast_layer_tensors));
@@ -412,6 +477,11 @@ int ast_model_init(ast_model *m, const ast_config *cfg, const ast_method *method
 }
 
 void ast_model_free(ast_model *m) {
+    for (int l = 0; m->w.layer && l < m->cfg.L; l++)
+        for (int s = 0; s < 2; s++) {
+            free(m->w.layer[l].moa[s].experts);
+            free(m->g.layer[l].moa[s].experts);
+        }
     param_table_free(&m->params);
     free(m->w.layer);
     free(m->g.layer);
@@ -441,6 +511,31 @@ static adapter_acts adapter_view(const adapter_acts *a, int l, size_t rows, size
     V(s, rows * D);
 #undef V
     return v;
+}
+
+// Per-layer view of the per-site mixture activations.
+static moa_acts moa_view(const ast_model *m, int s, int l) {
+    const moa_acts *a = &m->a.moa[s];
+    moa_acts v = {0};
+    size_t B = (size_t)m->Bm, BT = B * m->T, C = (size_t)m->cfg.C, E = (size_t)m->ME;
+    size_t S = (size_t)m->MS, R = B * S, D = (size_t)m->MD;
+    int soft = m->method.moa.kind == MOA_SOFT;
+    size_t rows = soft ? R : BT;
+    if (a->probs) v.probs = a->probs + (size_t)l * BT * E;
+    if (a->y) v.y = a->y + (size_t)l * E * rows * C;
+    if (a->xs) v.xs = a->xs + (size_t)l * E * R * C;
+    if (a->dp) v.dp = a->dp + (size_t)l * BT * E * S;
+    if (a->cb) v.cb = a->cb + (size_t)l * BT * E * S;
+    for (size_t e = 0; e < E; e++) {
+        v.ex[e].hid = a->ex[e].hid + (size_t)l * rows * D;
+        v.ex[e].act = a->ex[e].act + (size_t)l * rows * D;
+    }
+    return v;
+}
+
+static int has_moa_at(const ast_model *m, int s) {
+    const moa_config *mo = &m->method.moa;
+    return mo->kind != MOA_NONE && (s ? mo->at_ffn : mo->at_mhsa);
 }
 
 static void add_into(float *y, const float *a, size_t n) {
@@ -530,6 +625,12 @@ static void site_forward(ast_model *m, int l, int s, float *y, const float *x, i
                         adc->kernel);
         add_into(y, a->ftmp, NC);
         if (adc->residual) add_into(y, ain, NC);
+    }
+    if (has_moa_at(m, s)) {  // parallel, reading the LayerNorm output
+        moa_acts mv = moa_view(m, s, l);
+        moa_forward(a->ftmp, &mv, ln, &w->moa[s], m->method.moa.kind == MOA_SOFT, B, m->T, C,
+                    m->MD, m->ME, m->MS);
+        add_into(y, a->ftmp, NC);
     }
 }
 
@@ -656,6 +757,11 @@ static void site_backward(ast_model *m, int l, int s, int need_dx, int B) {
     const adapter_tensors *aw = &w->ad[s], *ag = &g->ad[s];
     float *dy = a->dres;
     if (need_dln) memset(a->dln, 0, NC * sizeof(float));
+    if (has_moa_at(m, s)) {
+        moa_acts mv = moa_view(m, s, l);
+        moa_backward(need_dln ? a->dln : NULL, &g->moa[s], a->dmoa, dy, ln, &mv, &w->moa[s],
+                     m->method.moa.kind == MOA_SOFT, B, m->T, C, m->MD, m->ME, m->MS);
+    }
     // gradient of the sublayer output
     const float *dsub = dy;
     float *sout = has_ad && adc->after ? a->sout[s] + l * BTm * C : NULL;

@@ -97,6 +97,32 @@ void adapter_backward(float *du, const adapter_tensors *g, float *scratch, const
                       const float *u, const adapter_acts *a, const adapter_tensors *w,
                       int conformer, int B, int T, int C, int D, int k);
 
+// ---- moa.c (mixtures of bottleneck adapters) ------------------------------------------
+typedef struct {
+    adapter_tensors *experts;    // (E) bottleneck experts
+    float *router_w, *router_b;  // Dense-MoA router (E, C), (E)
+    float *slots;                // Soft-MoA slot parameters Phi (C, E, S)
+} moa_tensors;
+
+// Activations over N = B*T rows (per layer slab).
+typedef struct {
+    adapter_acts ex[64];  // per expert: hid, act over its rows
+    float *probs;         // dense (N, E) router probabilities
+    float *y;             // dense (E, N, C) expert outputs; soft (E, B, S, C) slot outputs
+    float *xs;            // soft (E, B, S, C) slot inputs
+    float *dp, *cb;       // soft (B, T, E*S) dispatch (softmax over T) and combine weights
+} moa_acts;
+
+// Floats of backward scratch for one site.
+size_t moa_scratch_floats(int soft, int B, int T, int C, int D, int E, int S);
+// out (N, C) = mixture(u); soft selects Soft-MoA (slots) over Dense-MoA (router).
+void moa_forward(float *out, moa_acts *a, const float *u, const moa_tensors *w, int soft, int B,
+                 int T, int C, int D, int E, int S);
+// du (N, C) += input gradient when non-NULL; parameter gradients +=.
+void moa_backward(float *du, const moa_tensors *g, float *scratch, const float *dout,
+                  const float *u, const moa_acts *a, const moa_tensors *w, int soft, int B, int T,
+                  int C, int D, int E, int S);
+
 // ---- patch_embed.c ------------------------------------------------------------
 // The Conv2d(1 -> C, P x P, stride (fs, ts)) patch embedding as im2col + GEMM.
 // fbank (B, frames, F) is read as the (F x frames) image HF builds by

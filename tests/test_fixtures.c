@@ -91,6 +91,12 @@ static int method_from_attrs(ast_method *m, hid_t g, petal_err *err) {
         {"prompt_tokens", "prompt.tokens", 'i'},
         {"prompt_deep", "prompt.deep", 'i'},
         {"prefix_tokens", "prefix.tokens", 'i'},
+        {"moa_kind", "moa.kind", 's'},
+        {"moa_experts", "moa.experts", 'i'},
+        {"moa_slots", "moa.slots", 'i'},
+        {"moa_location", "moa.location", 's'},
+        {"moa_rr", "moa.rr", 'i'},
+        {"moa_init", "moa.init", 's'},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0] && !st; i++) {
         if (!has_attr(g, map[i].attr)) continue;
@@ -109,6 +115,10 @@ static int method_from_attrs(ast_method *m, hid_t g, petal_err *err) {
         (!has_attr(g, "adapter_rr") || !read_attr_int(g, "adapter_rr"))) {
         snprintf(v, sizeof v, "%d", read_attr_int(g, "adapter_dim"));
         st = ast_method_set(m, "adapter.dim", v, err);
+    }
+    if (!st && has_attr(g, "moa_dim") && (!has_attr(g, "moa_rr") || !read_attr_int(g, "moa_rr"))) {
+        snprintf(v, sizeof v, "%d", read_attr_int(g, "moa_dim"));
+        st = ast_method_set(m, "moa.dim", v, err);
     }
     return st;
 }
@@ -263,7 +273,7 @@ int main(void) {
         "lora_qv_rank", "lora_qkvo_rr", "adapter_pfeiffer", "adapter_houlsby",
         "adapter_seq_after", "adapter_seq_before", "adapter_par_after", "conformer",
         "prompt_shallow", "prompt_deep", "prompt_deep_speech", "prefix",
-        "combo_lora_adapter", "combo_prompt_adapter"};
+        "combo_lora_adapter", "combo_prompt_adapter", "dense_moa", "soft_moa"};
     check_file("tests/fixtures/ast_methods.h5", method_cases,
                (int)(sizeof method_cases / sizeof method_cases[0]));
     return check_done("fixtures");

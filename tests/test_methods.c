@@ -66,6 +66,9 @@ static const struct {
     {"lora;lora.rank=2;adapter.type=pfeiffer;adapter.dim=4", POOL_ALL},
     {"prompt_deep;prompt.tokens=2;adapter.type=houlsby;adapter.dim=4", POOL_ALL},
     {"prefix;prefix.tokens=2;lora.targets=o;lora.rank=2;base=bitfit", POOL_ALL},
+    {"dense_moa;moa.experts=3;moa.dim=4", POOL_ALL},
+    {"soft_moa;moa.experts=2;moa.slots=2;moa.dim=4;moa.location=both", POOL_CLS},
+    {"adapter_pfeiffer;adapter.dim=4;moa.kind=dense;moa.experts=2;moa.dim=3", POOL_ALL},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
@@ -120,7 +123,8 @@ static void check_neutral(void) {
         "adapter_pfeiffer;adapter.conf=sequential;adapter.position=after;adapter.residual=1",
         "adapter_pfeiffer;adapter.conf=sequential;adapter.residual=1",
         "adapter_pfeiffer;adapter.position=after", "conformer;adapter.kernel=3",
-        "conformer;adapter.location=both;adapter.kernel=3;adapter.position=after"};
+        "conformer;adapter.location=both;adapter.kernel=3;adapter.position=after",
+        "dense_moa", "soft_moa;moa.slots=2;moa.location=both"};
     ast_config cfg;
     petal_err err;
     PETAL_ASSERT(ast_config_preset(&cfg, "tiny", 48, 5, &err) == PETAL_OK);
@@ -161,7 +165,8 @@ static void check_frozen(void) {
     float *fb = petal_falloc((size_t)B * cfg.frames * cfg.F);
     synthetic_features(fb, y, B, cfg.frames, cfg.F, cfg.K, 2);
     const char *methods[] = {"lora", "adapter_houlsby", "conformer;adapter.kernel=3",
-                             "prompt_deep;prompt.tokens=4", "prefix;prefix.tokens=4"};
+                             "prompt_deep;prompt.tokens=4", "prefix;prefix.tokens=4",
+                             "dense_moa", "soft_moa;moa.slots=2"};
     for (size_t k = 0; k < sizeof methods / sizeof methods[0]; k++) {
         ast_method meth = method_of(methods[k]);
         ast_model m;
@@ -212,6 +217,9 @@ static void check_counts(void) {
         {"prefix;prefix.tokens=24", 12 * 24 * 768 + 28451},
         // D = 12, k = 31: LN 1536, pw1 24*768+24, dw 12*31+12, BN 24, pw2 768*12+768, + LN2
         {"conformer", 12 * (1536 + 18456 + 384 + 24 + 9984 + 1536) + 28451},
+        // 4 experts of D = 12 (19212 each) + LN2 + router (4*768+4) or slots (768*4*1)
+        {"dense_moa", 12 * (4 * 19212 + 1536 + 3076) + 28451},
+        {"soft_moa", 12 * (4 * 19212 + 1536 + 3072) + 28451},
         {"full", 85366307},
         {"bitfit", 130595},
     };
