@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # `make bench`: petal and PyTorch side by side, same config and threads, in
 # the same run; the sgemm ceiling is measured by petal bench itself.
-#   BENCH_METHODS="full linear bitfit" BENCH_SIZE=base BENCH_THREADS=2 BENCH_STEPS=5
+#   BENCH_METHODS="full lora ..." BENCH_SIZE=base BENCH_THREADS=2 BENCH_STEPS=5 (defaults: every method)
 # One line per method:
 #   bench method=M frames=T batch=B samples_per_s=X torch_samples_per_s=Y ratio=X/Y
 #         gflops=G sgemm_gflops=S sgemm_frac=G/S rss_mib=R torch_rss_mib=TR
 set -euo pipefail
 cd "$(dirname "$0")/.."
-methods=${BENCH_METHODS:-full linear bitfit}
+methods=${BENCH_METHODS:-full linear bitfit lora adapter_pfeiffer adapter_houlsby conformer prompt_deep prefix soft_moa dense_moa}
 size=${BENCH_SIZE:-base}
 threads=${BENCH_THREADS:-2}
 steps=${BENCH_STEPS:-5}

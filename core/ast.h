@@ -24,6 +24,7 @@ typedef struct {
     int K;        // classes
     ast_pool pool;
     float ln_eps;
+    int head_ln;  // HF ASTForAudioClassification head: LayerNorm before the Linear
 } ast_config;
 
 // Named sizes: tiny (tests), small, base (ViT-B as in the study). K and frames
@@ -65,6 +66,7 @@ typedef struct {
     ast_layer_tensors *layer;  // (L)
     float *lnf_w, *lnf_b;      // (C)
     float *head_w, *head_b;    // (K, C), (K)
+    float *hln_w, *hln_b;      // (C) head LayerNorm (cfg.head_ln)
 } ast_tensors;
 
 // Activations kept for the backward, sized for the maximum batch Bm; per-layer
@@ -88,6 +90,7 @@ typedef struct {
     moa_acts moa[2];             // per site, each field with L slabs
     float *lnf, *meanf, *rstdf;  // (Bm, T, C), (Bm, T), (Bm, T)
     float *pooled;               // (Bm, C)
+    float *hln, *hmean, *hrstd;  // (Bm, C), (Bm), (Bm) head LayerNorm (cfg.head_ln)
     float *logits, *probs;       // (Bm, K)
     // forward scratch
     float *ftmp, *fsub;  // (Bm, T, C)
@@ -136,6 +139,10 @@ void ast_model_free(ast_model *m);
 // backbone (N(0, 0.02) truncated, biases 0, LayerNorm (1, 0)), docs/METHODS.md
 // for the methods' own tensors (neutral: the model starts equal to the backbone).
 void ast_init_weights(ast_model *m, uint64_t seed);
+// Folds every LoRA update into its frozen projection (W += s B A, for export
+// as a plain backbone) and zeroes the LoRA up projections, so the model
+// computes the same function with the LoRA branch contributing nothing.
+void ast_lora_merge(ast_model *m);
 // fbank (B, frames, F). Returns the mean cross-entropy when labels is given
 // (and counts correct predictions into *correct if non-NULL), else 0.
 double ast_forward(ast_model *m, const float *fbank, const int *labels, int B, int *correct);

@@ -2,7 +2,9 @@
 // A (r, C) is the down projection, B (OC, r) the up projection. out may be a
 // strided view (ldo) into a wider buffer, e.g. the q, k or v columns of qkv.
 #include <cblas.h>
+#include <string.h>
 
+#include "core/ast.h"
 #include "core/ops.h"
 
 void lora_forward(float *out, float *z, const float *u, const float *A, const float *B, float s,
@@ -28,4 +30,19 @@ void lora_backward(float *du, float *dA, float *dB, float *dz, const float *dout
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, r, 1.0f, dz, r, A, C, 1.0f, du,
                     C);
     petal_gemm_flops += 2.0 * N * r * (OC * 2 + C * 2);
+}
+
+void ast_lora_merge(ast_model *m) {
+    int C = m->cfg.C, r = m->method.lora.rank;
+    for (int l = 0; l < m->cfg.L; l++) {
+        ast_layer_tensors *w = &m->w.layer[l];
+        for (int t = 0; t < 4; t++) {
+            if (!w->lora_a[t]) continue;
+            // q, k, v are (C, C) blocks of the fused qkv weight; o is its own.
+            float *W = t < 3 ? w->qkv_w + (size_t)t * C * C : w->o_w;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, C, r, m->lora_s,
+                        w->lora_b[t], r, w->lora_a[t], C, 1.0f, W, C);
+            memset(w->lora_b[t], 0, (size_t)C * r * sizeof(float));
+        }
+    }
 }

@@ -305,6 +305,12 @@ static void build_table(ast_model *m) {
     }
     add(&bd, &w->lnf_w, &g->lnf_w, 2 * L, 1, 1, ONE, 1, C, 0, 0, 0, "layernorm.weight");
     add(&bd, &w->lnf_b, &g->lnf_b, 2 * L, 1, 1, ZERO, 1, C, 0, 0, 0, "layernorm.bias");
+    if (c->head_ln) {
+        add(&bd, &w->hln_w, &g->hln_w, 2 * L, 1, 0, ONE, 1, C, 0, 0, 0,
+            "classifier.layernorm.weight");
+        add(&bd, &w->hln_b, &g->hln_b, 2 * L, 1, 0, ZERO, 1, C, 0, 0, 0,
+            "classifier.layernorm.bias");
+    }
     add(&bd, &w->head_w, &g->head_w, 2 * L, 1, 0, TRUNC, 2, c->K, C, 0, 0,
         "classifier.dense.weight");
     add(&bd, &w->head_b, &g->head_b, 2 * L, 1, 0, ZERO, 1, c->K, 0, 0, 0,
@@ -407,6 +413,11 @@ static void carve(ast_model *m) {
     FIELD(meanf, BT);
     FIELD(rstdf, BT);
     FIELD(pooled, B * C);
+    if (c->head_ln) {
+        FIELD(hln, B * C);
+        FIELD(hmean, B);
+        FIELD(hrstd, B);
+    }
     FIELD(logits, B * K);
     FIELD(probs, B * K);
     FIELD(ftmp, BT * C);
@@ -669,7 +680,13 @@ double ast_forward(ast_model *m, const float *fbank, const int *labels, int B, i
     int t0, t1;
     pool_range(m, &t0, &t1);
     pool_forward(a->pooled, a->lnf, t0, t1, B, T, C);
-    linear_forward(a->logits, a->pooled, m->w.head_w, m->w.head_b, B, C, c->K);
+    const float *hin = a->pooled;
+    if (c->head_ln) {
+        layernorm_forward(a->hln, a->hmean, a->hrstd, a->pooled, m->w.hln_w, m->w.hln_b,
+                          c->ln_eps, B, C);
+        hin = a->hln;
+    }
+    linear_forward(a->logits, hin, m->w.head_w, m->w.head_b, B, C, c->K);
     if (!labels) return 0.0;
     return crossentropy_forward(a->probs, correct, a->logits, labels, B, c->K);
 }
@@ -804,8 +821,16 @@ void ast_backward(ast_model *m, const int *labels, int B) {
     if (m->params.ngrad) memset(m->params.grad, 0, m->params.ngrad * sizeof(float));
 
     crossentropy_backward(a->dlogits, a->probs, labels, B, c->K);
-    linear_backward(a->dpooled, g->head_w, g->head_b, a->dlogits, a->pooled, m->w.head_w, B, C,
-                    c->K);
+    if (c->head_ln) {
+        float *dh = a->dsub;  // (B, C) scratch: gradient of the head LayerNorm output
+        linear_backward(dh, g->head_w, g->head_b, a->dlogits, a->hln, m->w.head_w, B, C, c->K);
+        memset(a->dpooled, 0, (size_t)B * C * sizeof(float));
+        layernorm_backward(a->dpooled, g->hln_w, g->hln_b, dh, a->pooled, m->w.hln_w, a->hmean,
+                           a->hrstd, B, C);
+    } else {
+        linear_backward(a->dpooled, g->head_w, g->head_b, a->dlogits, a->pooled, m->w.head_w, B, C,
+                        c->K);
+    }
     int t0, t1;
     pool_range(m, &t0, &t1);
     pool_backward(a->dln, a->dpooled, t0, t1, B, T, C);

@@ -35,7 +35,8 @@ static ast_method method_of(const char *spec) {
 
 static ast_config micro(ast_pool pool) {
     return (ast_config){.C = 16, .L = 2, .NH = 2, .MLP = 32, .F = 20, .frames = 26, .patch = 16,
-                        .fstride = 4, .tstride = 10, .K = 3, .pool = pool, .ln_eps = 1e-12f};
+                        .fstride = 4, .tstride = 10, .K = 3, .pool = pool, .ln_eps = 1e-12f,
+                        .head_ln = pool == POOL_CLS_DIST};
 }
 
 typedef struct { ast_model *m; const float *fb; const int *labels; int B; } model_ctx;
@@ -67,6 +68,7 @@ static const struct {
     {"prompt_deep;prompt.tokens=2;adapter.type=houlsby;adapter.dim=4", POOL_ALL},
     {"prefix;prefix.tokens=2;lora.targets=o;lora.rank=2;base=bitfit", POOL_ALL},
     {"dense_moa;moa.experts=3;moa.dim=4", POOL_ALL},
+    {"full", POOL_CLS_DIST},  // the HF classifier head: LayerNorm + Linear
     {"soft_moa;moa.experts=2;moa.slots=2;moa.dim=4;moa.location=both", POOL_CLS},
     {"adapter_pfeiffer;adapter.dim=4;moa.kind=dense;moa.experts=2;moa.dim=3", POOL_ALL},
 };
@@ -240,6 +242,55 @@ static void check_counts(void) {
     }
 }
 
+// LoRA merged into the frozen projections computes the same function, and the
+// merged backbone alone (no LoRA rows) reproduces it.
+static void check_lora_merge(void) {
+    ast_config cfg;
+    petal_err err;
+    PETAL_ASSERT(ast_config_preset(&cfg, "tiny", 48, 5, &err) == PETAL_OK);
+    int B = 3, y[3];
+    float *fb = petal_falloc((size_t)B * cfg.frames * cfg.F);
+    synthetic_features(fb, y, B, cfg.frames, cfg.F, cfg.K, 4);
+    ast_method meth = method_of("lora;lora.targets=qkvo;lora.rank=4");
+    ast_model m;
+    PETAL_ASSERT(ast_model_init(&m, &cfg, &meth, B, &err) == PETAL_OK);
+    ast_init_weights(&m, 3);
+    petal_rng rng;
+    petal_rng_seed(&rng, 8);
+    for (int i = 0; i < m.params.nrows; i++)  // a trained-looking LoRA: A and B nonzero
+        if (strstr(m.params.rows[i].name, "lora_")) {
+            float *d = param_data(&m.params, i);
+            for (size_t j = 0; j < m.params.rows[i].n; j++) d[j] = (float)(0.2 * petal_rng_normal(&rng));
+        }
+    ast_forward(&m, fb, NULL, B, NULL);
+    float before[15], delta = 0;
+    memcpy(before, m.a.logits, sizeof before);
+    ast_method plain = method_of("linear");
+    ast_model p;
+    PETAL_ASSERT(ast_model_init(&p, &cfg, &plain, B, &err) == PETAL_OK);
+    for (int i = 0; i < p.params.nrows; i++)
+        memcpy(param_data(&p.params, i), param_data(&m.params, param_find(&m.params, p.params.rows[i].name)),
+               p.params.rows[i].n * sizeof(float));
+    ast_forward(&p, fb, NULL, B, NULL);
+    for (int i = 0; i < 15; i++) delta = fmaxf(delta, fabsf(p.a.logits[i] - before[i]));
+    CHECK(delta > 1e-3, "precondition: LoRA changes the logits (%g)", delta);
+    ast_lora_merge(&m);
+    ast_forward(&m, fb, NULL, B, NULL);
+    double num = 0, den = 0;
+    for (int i = 0; i < 15; i++) num += (m.a.logits[i] - before[i]) * (m.a.logits[i] - before[i]), den += before[i] * before[i];
+    CHECK(sqrt(num / den) < 1e-5, "merged model computes the same logits (rel %g)", sqrt(num / den));
+    for (int i = 0; i < p.params.nrows; i++)
+        memcpy(param_data(&p.params, i), param_data(&m.params, param_find(&m.params, p.params.rows[i].name)),
+               p.params.rows[i].n * sizeof(float));
+    ast_forward(&p, fb, NULL, B, NULL);
+    num = 0;
+    for (int i = 0; i < 15; i++) num += (p.a.logits[i] - before[i]) * (p.a.logits[i] - before[i]);
+    CHECK(sqrt(num / den) < 1e-5, "merged backbone alone reproduces them (rel %g)", sqrt(num / den));
+    ast_model_free(&p);
+    ast_model_free(&m);
+    free(fb);
+}
+
 static void check_errors(void) {
     ast_config cfg = micro(POOL_ALL);
     ast_model m;
@@ -267,6 +318,7 @@ int main(void) {
     check_neutral();
     check_frozen();
     check_counts();
+    check_lora_merge();
     check_errors();
     return check_done("methods");
 }
