@@ -90,26 +90,73 @@ static void check_gelu(void) {
 }
 
 // ---- attention ----------------------------------------------------------------------
-typedef struct { float *out, *att, *qkv, *r; int B, T, C, NH; } att_ctx;
+// Flash-style: the forward keeps only the row log-sum-exp and the backward
+// recomputes the probabilities. Checked with and without prefix keys/values,
+// with one query block and with several (attention_block_rows forced small).
+typedef struct { float *out, *lse, *qkv, *pk, *pv, *r, *scratch; int B, T, C, NH, PK; } att_ctx;
 static double att_obj(void *p) {
     att_ctx *c = p;
     int C3 = 3 * c->C;
-    attention_forward(c->out, c->att, c->qkv, c->qkv + c->C, c->qkv + 2 * c->C, C3, C3, c->B, c->T,
-                      c->T, c->C, c->NH);
+    attention_forward(c->out, c->lse, c->scratch, 1, c->qkv, c->qkv + c->C, c->qkv + 2 * c->C,
+                      c->pk, c->pv, C3, C3, c->PK, c->B, c->T, c->C, c->NH);
     return dot(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
-static void check_attention(void) {
-    int B = 2, T = 5, C = 8, NH = 2;
-    att_ctx c = {petal_falloc(B * T * C), petal_falloc(B * NH * T * T),
-                 petal_falloc(B * T * 3 * C), petal_falloc(B * T * C), B, T, C, NH};
+static void check_attention_case(int PK, int block_rows) {
+    int B = 2, T = 7, C = 8, NH = 2;
+    attention_block_rows = block_rows;
+    att_ctx c = {petal_falloc(B * T * C), petal_falloc(B * NH * T), petal_falloc(B * T * 3 * C),
+                 PK ? petal_falloc(PK * C) : NULL, PK ? petal_falloc(PK * C) : NULL,
+                 petal_falloc(B * T * C), petal_falloc(attention_scratch_floats(T, T + PK)),
+                 B, T, C, NH, PK};
     fill(c.qkv, B * T * 3 * C, 1), fill(c.r, B * T * C, 1);
+    if (PK) fill(c.pk, PK * C, 1), fill(c.pv, PK * C, 1);
     att_obj(&c);
-    float *dqkv = petal_falloc(B * T * 3 * C), *scratch = petal_falloc(T * T);
-    attention_backward(dqkv, dqkv + C, dqkv + 2 * C, scratch, c.r, c.qkv, c.qkv + C, c.qkv + 2 * C,
-                       c.att, 3 * C, 3 * C, B, T, T, C, NH);
+    // The kept statistics are the log-sum-exp of each row of scaled scores.
+    double worst = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int i = 0; i < T; i++) {
+                int HS = C / NH;
+                double mx = -1e300, s[64];
+                for (int j = 0; j < T + PK; j++) {
+                    const float *kr = j < T ? c.qkv + ((size_t)b * T + j) * 3 * C + C
+                                            : c.pk + (size_t)(j - T) * C;
+                    double d = 0;
+                    for (int e = 0; e < HS; e++)
+                        d += (double)c.qkv[((size_t)b * T + i) * 3 * C + h * HS + e] * kr[h * HS + e];
+                    s[j] = d / sqrt((double)HS);
+                    mx = fmax(mx, s[j]);
+                }
+                double z = 0;
+                for (int j = 0; j < T + PK; j++) z += exp(s[j] - mx);
+                worst = fmax(worst, fabs(c.lse[((size_t)b * NH + h) * T + i] - (mx + log(z))));
+            }
+    CHECK(worst < 1e-5, "attention PK %d blocks of %d: row log-sum-exp (max err %g)", PK,
+          block_rows, worst);
+    float *dqkv = petal_falloc(B * T * 3 * C);
+    float *dpk = PK ? petal_falloc(B * PK * C) : NULL, *dpv = PK ? petal_falloc(B * PK * C) : NULL;
+    attention_backward(dqkv, dqkv + C, dqkv + 2 * C, dpk, dpv, c.scratch, 1, c.r, c.qkv, c.qkv + C,
+                       c.qkv + 2 * C, c.pk, c.pv, c.lse, 3 * C, 3 * C, PK, B, T, C, NH);
     CHECK(fd_relerr(att_obj, &c, c.qkv, dqkv, B * T * 3 * C, 1e-2f, 1000) < TOL,
-          "attention dqkv");
-    free(c.out), free(c.att), free(c.qkv), free(c.r), free(dqkv), free(scratch);
+          "attention PK %d blocks of %d: dqkv", PK, block_rows);
+    if (PK) {
+        // per-example prefix gradients, summed over the batch
+        for (int i = 0; i < PK * C; i++)
+            for (int b = 1; b < B; b++) dpk[i] += dpk[b * PK * C + i], dpv[i] += dpv[b * PK * C + i];
+        CHECK(fd_relerr(att_obj, &c, c.pk, dpk, PK * C, 1e-2f, 1000) < TOL,
+              "attention PK %d blocks of %d: dprefix_k", PK, block_rows);
+        CHECK(fd_relerr(att_obj, &c, c.pv, dpv, PK * C, 1e-2f, 1000) < TOL,
+              "attention PK %d blocks of %d: dprefix_v", PK, block_rows);
+    }
+    attention_block_rows = 0;
+    free(c.out), free(c.lse), free(c.qkv), free(c.pk), free(c.pv), free(c.r), free(c.scratch),
+        free(dqkv), free(dpk), free(dpv);
+}
+static void check_attention(void) {
+    check_attention_case(0, 0);
+    check_attention_case(0, 3);  // blocks of 3, 3, 1 query rows
+    check_attention_case(3, 0);
+    check_attention_case(3, 2);
 }
 
 // ---- patch embedding ------------------------------------------------------------------
