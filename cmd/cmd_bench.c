@@ -16,7 +16,10 @@
 static const char usage[] =
     "usage: petal bench [options]        (or: petal bench fbank ...)\n"
     "Times training steps (forward, backward, AdamW) on random features and prints\n"
-    "  petal method=M frames=T batch=B samples_per_s=X gflops=G sgemm_gflops=S sgemm_frac=G/S rss_mib=R\n"
+    "  petal method=M frames=T batch=B samples_per_s=X gflops=G exec_gflops=E sgemm_gflops=S\n"
+    "        sgemm_frac=G/S rss_mib=R\n"
+    "gflops counts the model's FLOPs (each GEMM the step needs, once); exec_gflops adds\n"
+    "the work redone to save memory (attention scores in the backward, rebuilt outputs).\n"
     MODEL_OPTS_HELP
     "  --batch B  --threads N  --steps S (timed steps after one warm-up)\n"
     "  --profile  also print `profile family=seconds_per_step ...` by op family\n";
@@ -82,7 +85,7 @@ int cmd_bench(int argc, char **argv) {
     for (int s = 0; s <= steps; s++) {
         if (s == 1) {  // step 0 is the warm-up
             t0 = petal_now();
-            petal_gemm_flops = 0.0;
+            petal_gemm_flops = petal_recompute_flops = 0.0;
             petal_profile = profile;
             memset(petal_profile_s, 0, sizeof petal_profile_s);
         }
@@ -95,11 +98,12 @@ int cmd_bench(int argc, char **argv) {
     double secs = petal_now() - t0;
     petal_profile = 0;
     double gflops = petal_gemm_flops / secs * 1e-9;
+    double exec = (petal_gemm_flops + petal_recompute_flops) / secs * 1e-9;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("petal method=%s frames=%d batch=%d samples_per_s=%.3f gflops=%.1f sgemm_gflops=%.1f "
-           "sgemm_frac=%.3f rss_mib=%.1f\n",
-           ast_method_name(&meth), cfg.frames, batch, steps * batch / secs, gflops, ceiling,
+    printf("petal method=%s frames=%d batch=%d samples_per_s=%.3f gflops=%.1f exec_gflops=%.1f "
+           "sgemm_gflops=%.1f sgemm_frac=%.3f rss_mib=%.1f\n",
+           ast_method_name(&meth), cfg.frames, batch, steps * batch / secs, gflops, exec, ceiling,
            gflops / ceiling, ru.ru_maxrss / 1024.0);
     if (profile) {
         // Seconds per step by op family; `other` is the step time no probe covered.

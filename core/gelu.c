@@ -39,6 +39,27 @@ void gelu_forward(float *out, const float *inp, size_t n) {
     prof_stop(PROF_ACT, t0);
 }
 
+void bias_gelu_forward(float *out, float *inp, const float *bias, int N, int C) {
+    double t0 = prof_start();
+#pragma omp parallel for schedule(static) if ((size_t)N * C > 65536)
+    for (int n = 0; n < N; n++) {
+        float *x = inp + (size_t)n * C, *y = out + (size_t)n * C;
+        int c = 0;
+        for (; c + VL <= C; c += VL) {
+            vfloat v = vload(x + c) + vload(bias + c);
+            vstore(x + c, v);
+            vstore(y + c, v * vnormcdf(v));
+        }
+        if (c < C) {
+            size_t len = (size_t)(C - c);
+            vfloat v = vload_part(x + c, len) + vload_part(bias + c, len);
+            vstore_part(x + c, v, len);
+            vstore_part(y + c, v * vnormcdf(v), len);
+        }
+    }
+    prof_stop(PROF_ACT, t0);
+}
+
 void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     double t0 = prof_start();
     GELU_LOOP(n, {

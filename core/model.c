@@ -714,8 +714,8 @@ static void ffn_forward(ast_model *m, ast_layer_acts *la, int l, float *out, con
     for (int r0 = 0; r0 < N; r0 += R) {
         int rows = N - r0 < R ? N - r0 : R;
         float *f = kept ? la->fc1 + (size_t)r0 * MLP : la->fc1;
-        linear_forward(f, u + (size_t)r0 * C, w->fc1_w, w->fc1_b, rows, C, MLP);
-        gelu_forward(m->a.gel, f, (size_t)rows * MLP);
+        linear_forward(f, u + (size_t)r0 * C, w->fc1_w, NULL, rows, C, MLP);
+        bias_gelu_forward(m->a.gel, f, w->fc1_b, rows, MLP);
         linear_forward(out + (size_t)r0 * C, m->a.gel, w->fc2_w, w->fc2_b, rows, MLP, C);
     }
 }

@@ -70,6 +70,9 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 
 // ---- gelu.c (exact erf GELU) --------------------------------------------------
 void gelu_forward(float *out, const float *inp, size_t n);
+// inp (N, C) += bias (C) per row, then out = gelu(inp): the bias add of the
+// layer before GELU, fused into the GELU pass.
+void bias_gelu_forward(float *out, float *inp, const float *bias, int N, int C);
 // dinp = dout * gelu'(inp); dinp may alias dout.
 void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 // The same, also recomputing out = gelu(inp) (the forward output is not kept);
