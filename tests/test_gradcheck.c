@@ -300,6 +300,65 @@ static void check_model(void) {
     free(fb);
 }
 
+// ---- what a forward keeps ------------------------------------------------------------------
+// ast_infer keeps nothing yet gives ast_forward's logits bit for bit; linear
+// probing keeps no layer at all; the backward refuses to run after a forward
+// that kept nothing (m.kept), and a training forward after ast_infer still
+// gives the gradients of a fresh model.
+static void check_keep(void) {
+    ast_config cfg = {.C = 16, .L = 2, .NH = 2, .MLP = 32, .F = 20, .frames = 26, .patch = 16,
+                      .fstride = 4, .tstride = 10, .K = 3, .pool = POOL_ALL, .ln_eps = 1e-12f};
+    int B = 2, labels[2] = {1, 2};
+    petal_err err;
+    float *fb = petal_falloc((size_t)B * cfg.frames * cfg.F);
+    fill(fb, (size_t)B * cfg.frames * cfg.F, 1);
+    const char *methods[] = {"full", "linear", "bitfit", "lora", "adapter_houlsby",
+                             "conformer", "prefix", "prompt_deep", "dense_moa", "soft_moa"};
+    const char *sets[][2] = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}, {"lora.rank", "2"},
+                             {"adapter.dim", "4"}, {"adapter.kernel", "3"}, {"prefix.tokens", "4"},
+                             {"prompt.tokens", "3"}, {"moa.dim", "3"}, {"moa.dim", "3"}};
+    size_t kept_full = 0;
+    for (int k = 0; k < (int)(sizeof methods / sizeof methods[0]); k++) {
+        ast_method meth;
+        ast_model m, fresh;
+        CHECK(ast_method_parse(&meth, methods[k], &err) == PETAL_OK, "parse %s", methods[k]);
+        if (sets[k][0]) ast_method_set(&meth, sets[k][0], sets[k][1], &err);
+        if (meth.adapter.block == BLOCK_CONFORMER) ast_method_set(&meth, "adapter.dim", "4", &err);
+        PETAL_ASSERT(ast_model_init(&m, &cfg, &meth, B, &err) == PETAL_OK);
+        PETAL_ASSERT(ast_model_init(&fresh, &cfg, &meth, B, &err) == PETAL_OK);
+        petal_rng_seed(&rng, 11);
+        fill(m.params.data, m.params.ndata, 0.3f);
+        for (int i = 0; i < m.params.nrows; i++)  // BatchNorm running variance stays positive
+            if (strstr(m.params.rows[i].name, "running_var"))
+                for (size_t j = 0; j < m.params.rows[i].n; j++) param_data(&m.params, i)[j] = 1.0f;
+        memcpy(fresh.params.data, m.params.data, m.params.ndata * sizeof(float));
+        float logits[6];
+        double l1 = ast_forward(&m, fb, labels, B, NULL);
+        memcpy(logits, m.a.logits, sizeof logits);
+        CHECK(m.kept, "%s: a training forward keeps activations", methods[k]);
+        double l2 = ast_infer(&m, fb, labels, B, NULL);
+        CHECK(!memcmp(logits, m.a.logits, sizeof logits) && l1 == l2,
+              "%s: ast_infer gives ast_forward's logits bit for bit", methods[k]);
+        CHECK(!m.kept, "%s: ast_infer keeps nothing", methods[k]);
+        ast_forward(&m, fb, labels, B, NULL);
+        ast_backward(&m, labels, B);
+        ast_forward(&fresh, fb, labels, B, NULL);
+        ast_backward(&fresh, labels, B);
+        CHECK(!memcmp(m.params.grad, fresh.params.grad, m.params.ngrad * sizeof(float)),
+              "%s: gradients after an ast_infer equal a fresh model's", methods[k]);
+        if (k == 0) kept_full = m.kept_floats;
+        if (k == 1)
+            CHECK(m.kept_floats == 0, "linear probing keeps no encoder activation (%zu floats)",
+                  m.kept_floats);
+        if (k == 2 || k == 3)  // frozen o projection: no attention output kept
+            CHECK(m.kept_floats < kept_full, "%s keeps less than full fine-tuning (%zu vs %zu)",
+                  methods[k], m.kept_floats, kept_full);
+        ast_model_free(&m);
+        ast_model_free(&fresh);
+    }
+    free(fb);
+}
+
 int main(void) {
     petal_rng_seed(&rng, 1234);
     check_linear();
@@ -309,5 +368,6 @@ int main(void) {
     check_embed();
     check_pool_loss();
     check_model();
+    check_keep();
     return check_done("gradcheck");
 }
