@@ -433,7 +433,7 @@ static void carve(ast_model *m, float *base) {
     ALLOC(a->probs, B * K);
     ALLOC(a->dpooled, B * C);
     ALLOC(a->dlogits, B * K);
-    ALLOC(a->att, (size_t)m->nthr * attention_scratch_floats(m->T, m->Tk));
+    ALLOC(a->att, (size_t)m->nthr * attention_scratch_floats(m->T, m->Tk, c->C / c->NH));
 
     // forward scratch, with the shared layer set
     size_t region = off;

@@ -87,8 +87,8 @@ void gelu_backward_recompute(float *dinp, float *out, const float *dout, const f
 // PK prefix keys/values pk, pv (PK, C) (prefix tuning; NULL when PK = 0) join
 // every example's keys: each query attends over Tk = T + PK keys.
 // lse (B, NH, T) keeps each row's log-sum-exp for the backward (NULL: not kept).
-// scratch: nthr * attention_scratch_floats(T, Tk); at most nthr threads run.
-size_t attention_scratch_floats(int T, int Tk);
+// scratch: nthr * attention_scratch_floats(T, Tk, HS); at most nthr threads run.
+size_t attention_scratch_floats(int T, int Tk, int HS);
 void attention_forward(float *out, float *lse, float *scratch, int nthr, const float *q,
                        const float *k, const float *v, const float *pk, const float *pv, int ldq,
                        int ldkv, int PK, int B, int T, int C, int NH);

@@ -101,12 +101,12 @@ static double att_obj(void *p) {
                       c->pk, c->pv, C3, C3, c->PK, c->B, c->T, c->C, c->NH);
     return dot(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
-static void check_attention_case(int PK, int block_rows) {
-    int B = 2, T = 7, C = 8, NH = 2;
+static void check_attention_case(int PK, int block_rows, int T, int C) {
+    int B = 2, NH = 2;
     attention_block_rows = block_rows;
     att_ctx c = {petal_falloc(B * T * C), petal_falloc(B * NH * T), petal_falloc(B * T * 3 * C),
                  PK ? petal_falloc(PK * C) : NULL, PK ? petal_falloc(PK * C) : NULL,
-                 petal_falloc(B * T * C), petal_falloc(attention_scratch_floats(T, T + PK)),
+                 petal_falloc(B * T * C), petal_falloc(attention_scratch_floats(T, T + PK, C / NH)),
                  B, T, C, NH, PK};
     fill(c.qkv, B * T * 3 * C, 1), fill(c.r, B * T * C, 1);
     if (PK) fill(c.pk, PK * C, 1), fill(c.pv, PK * C, 1);
@@ -118,6 +118,7 @@ static void check_attention_case(int PK, int block_rows) {
             for (int i = 0; i < T; i++) {
                 int HS = C / NH;
                 double mx = -1e300, s[64];
+                PETAL_ASSERT(T + PK <= 64);
                 for (int j = 0; j < T + PK; j++) {
                     const float *kr = j < T ? c.qkv + ((size_t)b * T + j) * 3 * C + C
                                             : c.pk + (size_t)(j - T) * C;
@@ -131,32 +132,38 @@ static void check_attention_case(int PK, int block_rows) {
                 for (int j = 0; j < T + PK; j++) z += exp(s[j] - mx);
                 worst = fmax(worst, fabs(c.lse[((size_t)b * NH + h) * T + i] - (mx + log(z))));
             }
-    CHECK(worst < 1e-5, "attention PK %d blocks of %d: row log-sum-exp (max err %g)", PK,
-          block_rows, worst);
+    CHECK(worst < 1e-5, "attention T %d HS %d PK %d blocks of %d: row log-sum-exp (max err %g)",
+          T, C / NH, PK, block_rows, worst);
     float *dqkv = petal_falloc(B * T * 3 * C);
     float *dpk = PK ? petal_falloc(B * PK * C) : NULL, *dpv = PK ? petal_falloc(B * PK * C) : NULL;
     attention_backward(dqkv, dqkv + C, dqkv + 2 * C, dpk, dpv, c.scratch, 1, c.r, c.qkv, c.qkv + C,
                        c.qkv + 2 * C, c.pk, c.pv, c.lse, 3 * C, 3 * C, PK, B, T, C, NH);
     CHECK(fd_relerr(att_obj, &c, c.qkv, dqkv, B * T * 3 * C, 1e-2f, 1000) < TOL,
-          "attention PK %d blocks of %d: dqkv", PK, block_rows);
+          "attention T %d HS %d PK %d blocks of %d: dqkv", T, C / NH, PK, block_rows);
     if (PK) {
         // per-example prefix gradients, summed over the batch
         for (int i = 0; i < PK * C; i++)
             for (int b = 1; b < B; b++) dpk[i] += dpk[b * PK * C + i], dpv[i] += dpv[b * PK * C + i];
         CHECK(fd_relerr(att_obj, &c, c.pk, dpk, PK * C, 1e-2f, 1000) < TOL,
-              "attention PK %d blocks of %d: dprefix_k", PK, block_rows);
+              "attention T %d HS %d PK %d blocks of %d: dprefix_k", T, C / NH, PK, block_rows);
         CHECK(fd_relerr(att_obj, &c, c.pv, dpv, PK * C, 1e-2f, 1000) < TOL,
-              "attention PK %d blocks of %d: dprefix_v", PK, block_rows);
+              "attention T %d HS %d PK %d blocks of %d: dprefix_v", T, C / NH, PK, block_rows);
     }
     attention_block_rows = 0;
     free(c.out), free(c.lse), free(c.qkv), free(c.pk), free(c.pv), free(c.r), free(c.scratch),
         free(dqkv), free(dpk), free(dpv);
 }
 static void check_attention(void) {
-    check_attention_case(0, 0);
-    check_attention_case(0, 3);  // blocks of 3, 3, 1 query rows
-    check_attention_case(3, 0);
-    check_attention_case(3, 2);
+    // HS 4: the cblas path; HS 16 and 64: the AVX-512 kernels where built, with
+    // 19 + 3 keys crossing a 16-row transpose block and a 6-row tile.
+    check_attention_case(0, 0, 7, 8);
+    check_attention_case(0, 3, 7, 8);  // blocks of 3, 3, 1 query rows
+    check_attention_case(3, 0, 7, 8);
+    check_attention_case(3, 2, 7, 8);
+    check_attention_case(0, 0, 19, 32);
+    check_attention_case(3, 7, 19, 32);
+    check_attention_case(0, 0, 19, 128);
+    check_attention_case(3, 5, 19, 128);
 }
 
 // ---- patch embedding ------------------------------------------------------------------
