@@ -17,9 +17,10 @@ static const char usage[] =
     "usage: petal bench [options]        (or: petal bench fbank ...)\n"
     "Times training steps (forward, backward, AdamW) on random features and prints\n"
     "  petal method=M frames=T batch=B samples_per_s=X gflops=G exec_gflops=E sgemm_gflops=S\n"
-    "        sgemm_frac=G/S rss_mib=R\n"
+    "        sgemm_frac=G/S rss_mib=R act_mib=A kept_mib=K\n"
     "gflops counts the model's FLOPs (each GEMM the step needs, once); exec_gflops adds\n"
     "the work redone to save memory (attention scores in the backward, rebuilt outputs).\n"
+    "act_mib: the activation arena; kept_mib: of which per-layer slabs kept for the backward.\n"
     MODEL_OPTS_HELP
     "  --batch B  --threads N  --steps S (timed steps after one warm-up)\n"
     "  --profile  also print `profile family=seconds_per_step ...` by op family\n";
@@ -67,6 +68,8 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     petal_set_threads(threads);
+    // Measured before and after the timed steps, the higher one kept: on a
+    // shared machine a ceiling taken while another job runs would flatter sgemm_frac.
     double ceiling = sgemm_ceiling();
 
     ast_model m;
@@ -97,14 +100,20 @@ int cmd_bench(int argc, char **argv) {
     }
     double secs = petal_now() - t0;
     petal_profile = 0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);  // peak RSS of the training steps, before the second ceiling
+    double act_mib = m.arena_floats * 4.0 / 1048576.0, kept_mib = m.kept_floats * 4.0 / 1048576.0;
+    adamw_free(&opt);
+    free(x), free(y);
+    ast_model_free(&m);
+    double after = sgemm_ceiling();
+    ceiling = after > ceiling ? after : ceiling;
     double gflops = petal_gemm_flops / secs * 1e-9;
     double exec = (petal_gemm_flops + petal_recompute_flops) / secs * 1e-9;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     printf("petal method=%s frames=%d batch=%d samples_per_s=%.3f gflops=%.1f exec_gflops=%.1f "
-           "sgemm_gflops=%.1f sgemm_frac=%.3f rss_mib=%.1f\n",
+           "sgemm_gflops=%.1f sgemm_frac=%.3f rss_mib=%.1f act_mib=%.1f kept_mib=%.1f\n",
            ast_method_name(&meth), cfg.frames, batch, steps * batch / secs, gflops, exec, ceiling,
-           gflops / ceiling, ru.ru_maxrss / 1024.0);
+           gflops / ceiling, ru.ru_maxrss / 1024.0, act_mib, kept_mib);
     if (profile) {
         // Seconds per step by op family; `other` is the step time no probe covered.
         double covered = 0.0;
@@ -115,8 +124,5 @@ int cmd_bench(int argc, char **argv) {
         }
         printf(" other=%.4f\n", (secs - covered) / steps);
     }
-    adamw_free(&opt);
-    free(x), free(y);
-    ast_model_free(&m);
     return 0;
 }
