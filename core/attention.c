@@ -214,6 +214,8 @@ void attention_forward(float *out, float *lse, float *scratch, int nthr, const f
     float scale = 1.0f / sqrtf((float)HS);
     size_t per = attention_scratch_floats(T, Tk, HS);
     double t0 = prof_start();
+    // never more threads than the caller allows now (the scratch holds nthr)
+    nthr = nthr < omp_get_max_threads() ? nthr : omp_get_max_threads();
 #ifdef ATT_SIMD
     if (HS % 16 == 0) {
         int ldt = pad16(Tk), HV = HS / 16;
@@ -273,6 +275,8 @@ void attention_backward(float *dq, float *dk, float *dv, float *dpk, float *dpv,
     float scale = 1.0f / sqrtf((float)HS);
     size_t per = attention_scratch_floats(T, Tk, HS);
     double t0 = prof_start();
+    // never more threads than the caller allows now (the scratch holds nthr)
+    nthr = nthr < omp_get_max_threads() ? nthr : omp_get_max_threads();
 #ifdef ATT_SIMD
     if (HS % 16 == 0) {
         int ldt = pad16(Tk), HV = HS / 16;

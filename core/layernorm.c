@@ -1,5 +1,5 @@
 // ==== LayerNorm over the channel axis (biased variance, as PyTorch) ===========
-// Rows split across threads; each row is reduced with 16-lane vector
+// Rows split across threads; each row is reduced with vector
 // accumulators (core/vmath.h) in a fixed order, so results do not depend on
 // the thread count. Parameter gradients split the columns across threads
 // instead (no cross-thread reduction).

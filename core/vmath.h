@@ -1,19 +1,25 @@
-// Vectorised float math for petal's element-wise ops: 16-lane GCC vector
-// extensions (one AVX-512 register here; -march lowers them to AVX2 or SSE
-// pairs elsewhere), so no libm call sits inside a hot loop.
+// Vectorised float math for petal's element-wise ops: GCC vector extensions as
+// wide as the target's registers (16 lanes with AVX-512, 8 with AVX, else 4),
+// so no libm call sits inside a hot loop.
 // Every function is lane-independent: a value's result does not depend on its
 // position in an array or on how rows are split across threads.
 #ifndef PETAL_VMATH_H
 #define PETAL_VMATH_H
 #include <stddef.h>
 #include <string.h>
-#if defined(__AVX512F__) || defined(__AVX__)
+#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE__)
 #include <immintrin.h>
 #endif
 
+#if defined(__AVX512F__)
 #define VL 16
-typedef float vfloat __attribute__((vector_size(64)));
-typedef int vint __attribute__((vector_size(64)));
+#elif defined(__AVX__)
+#define VL 8
+#else
+#define VL 4
+#endif
+typedef float vfloat __attribute__((vector_size(VL * 4)));
+typedef int vint __attribute__((vector_size(VL * 4)));
 
 static inline vfloat vload(const float *p) {
     vfloat v;
@@ -31,7 +37,10 @@ static inline void vstore_part(float *p, vfloat v, size_t n) { memcpy(p, &v, n *
 static inline vfloat vbcast(float x) { return (vfloat){0} + x; }
 // All-ones in lanes 0..n-1.
 static inline vint vlanes_below(int n) {
-    return (vint){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < n;
+    static const int iota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    vint i;
+    memcpy(&i, iota, sizeof i);
+    return i < n;
 }
 // Lanes of a where mask is all ones, else lanes of b.
 static inline vfloat vselect(vint mask, vfloat a, vfloat b) {
@@ -61,14 +70,9 @@ static inline vfloat vsqrt(vfloat x) {
 #if defined(__AVX512F__)
     return (vfloat)_mm512_sqrt_ps((__m512)x);
 #elif defined(__AVX__)
-    __m256 lo, hi;
-    memcpy(&lo, &x, 32);
-    memcpy(&hi, (const char *)&x + 32, 32);
-    lo = _mm256_sqrt_ps(lo), hi = _mm256_sqrt_ps(hi);
-    vfloat r;
-    memcpy(&r, &lo, 32);
-    memcpy((char *)&r + 32, &hi, 32);
-    return r;
+    return (vfloat)_mm256_sqrt_ps((__m256)x);
+#elif defined(__SSE__)
+    return (vfloat)_mm_sqrt_ps((__m128)x);
 #else
     for (int i = 0; i < VL; i++) x[i] = __builtin_sqrtf(x[i]);
     return x;
