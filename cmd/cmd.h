@@ -15,9 +15,4 @@ int cmd_bench_fbank(int argc, char **argv);
 // Datasets (cmd/cmd_synth.c): `petal data synth ...`.
 int cmd_data_synth(int argc, char **argv);
 
-
-#include "core/train.h"
-// Synthetic train / valid / test feature splits (cmd/cmd_train.c).
-int synthetic_splits(feature_set sets[3], const ast_config *cfg, int examples, uint64_t seed);
-void synthetic_free(feature_set sets[3]);
 #endif

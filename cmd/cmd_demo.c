@@ -28,6 +28,21 @@ static const struct {
 };
 enum { NM = sizeof study / sizeof study[0] };
 
+// Learnable synthetic train / valid / test splits (n, n/2, n/2); free with free().
+static void synthetic_splits(feature_set sets[3], const ast_config *cfg, int n, uint64_t seed) {
+    int sizes[3] = {n, n / 2, n / 2};
+    for (int s = 0; s < 3; s++) {
+        float *x = petal_falloc((size_t)sizes[s] * cfg->frames * cfg->F);
+        int *y = petal_malloc(sizeof(int) * (size_t)sizes[s]);
+        synthetic_features(x, y, sizes[s], cfg->frames, cfg->F, cfg->K, seed * 3 + (uint64_t)s + 1);
+        sets[s] = (feature_set){x, y, sizes[s]};
+    }
+}
+
+static void synthetic_free(feature_set sets[3]) {
+    for (int s = 0; s < 3; s++) free((void *)sets[s].x), free((void *)sets[s].y);
+}
+
 int cmd_demo(int argc, char **argv) {
     int seeds = 2, epochs = 6, threads = 0;
     args a = {argc, argv, 1, 0};

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-// Status codes double as process exit codes.
-enum { PETAL_OK = 0, PETAL_EFAIL = 1, PETAL_EINPUT = 2 };
+// Status codes double as process exit codes. PETAL_STOPPED: a trial stopped
+// on request (SIGTERM / SIGUSR1) after writing its checkpoint; a scheduler
+// should requeue it (75 = EX_TEMPFAIL of sysexits.h).
+enum { PETAL_OK = 0, PETAL_EFAIL = 1, PETAL_EINPUT = 2, PETAL_STOPPED = 75 };
 
 // A broken invariant: print where and abort (never for bad user input).
 #define PETAL_ASSERT(cond)                                                      \
