@@ -22,6 +22,7 @@ static const char usage[] =
     "  --frames T               input frames; position embeddings are re-gridded\n"
     "                           along time when T differs from max_length\n"
     "init: writes a randomly initialised backbone (HF's initialisation, seeded).\n"
+    "  --size tiny|small|base   (default base)\n"
     "  --frames T               input frames (default 1024)\n"
     "  --seed S                 (default 1)\n"
     "  --classes K              also a random classifier (LayerNorm + Linear) of K classes\n";

@@ -17,7 +17,8 @@
 
 // Writes m's backbone rows (and, with_head, its classifier rows with K,
 // head_ln and pool) to path atomically: path.tmp, then rename. labels: NULL
-// or K strings (only written with the head).
+// or K strings (only written with the head). A method's own rows are not
+// written: fold LoRA in first (ast_lora_merge) to export it as a backbone.
 int backbone_save(const char *path, const ast_model *m, int with_head, char *const *labels,
                   petal_err *err);
 
