@@ -12,7 +12,8 @@ typedef struct {
 
 static const subcommand subcommands[] = {
     {"train", cmd_train, "run one trial (training loop on a model config)"},
-    {"model", cmd_model, "inspect model configs (parameter counts per method)"},
+    {"model", cmd_model, "model configs (parameter counts), backbone import and init"},
+    {"predict", cmd_predict, "classify audio files with a backbone's classifier"},
     {"bench", cmd_bench, "time one training step configuration (one bench line)"},
     {"data", cmd_data, "audio front end and datasets (fbank, synth corpora)"},
     {"demo", cmd_demo, "the small embedded study that `make demo` runs"},
