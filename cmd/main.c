@@ -11,7 +11,8 @@ typedef struct {
 } subcommand;
 
 static const subcommand subcommands[] = {
-    {"train", cmd_train, "run one trial (training loop on a model config)"},
+    {"train", cmd_train, "run one trial (a method on a dataset fold), with checkpoints"},
+    {"pretrain", cmd_pretrain, "train a backbone on a corpus and write it as a backbone file"},
     {"model", cmd_model, "model configs (parameter counts), backbone import and init"},
     {"predict", cmd_predict, "classify audio files with a backbone's classifier"},
     {"bench", cmd_bench, "time one training step configuration (one bench line)"},

@@ -65,6 +65,11 @@ int trial_data_folds(int *n_folds, const trial_spec *ts, petal_err *err) {
 static void synthetic(trial_data *d, const trial_spec *ts) {
     // Learnable synthetic features (core/train.h): 5 classes, 96 / 48 / 48 examples.
     d->K = 5;
+    d->classes = petal_calloc((size_t)d->K, sizeof(char *));
+    for (int k = 0; k < d->K; k++) {
+        d->classes[k] = petal_malloc(24);
+        snprintf(d->classes[k], 24, "class_%d", k);
+    }
     int n[3] = {96, 48, 48};
     for (int s = 0; s < 3; s++) {
         float *x = petal_falloc((size_t)n[s] * d->frames * d->F);
@@ -88,6 +93,11 @@ int trial_data_load(trial_data *d, const trial_spec *ts, int fold, FILE *log, pe
     if (st) return st;
     d->K = ds.K;
     d->n_folds = ds.n_folds;
+    d->classes = petal_calloc((size_t)ds.K, sizeof(char *));
+    for (int k = 0; k < ds.K; k++) {
+        d->classes[k] = petal_malloc(strlen(ds.classes[k]) + 1);
+        strcpy(d->classes[k], ds.classes[k]);
+    }
     int *idx[3], n[3];
     for (int s = 0; s < 3; s++) idx[s] = petal_malloc(sizeof(int) * (size_t)(ds.N ? ds.N : 1));
     for (int s = 0; s < 3 && !st; s++) st = dataset_split(idx[s], &n[s], &ds, s, fold, err);
@@ -155,5 +165,7 @@ int trial_data_load(trial_data *d, const trial_spec *ts, int fold, FILE *log, pe
 
 void trial_data_free(trial_data *d) {
     for (int s = 0; s < 3; s++) free((void *)d->split[s].x), free((void *)d->split[s].y);
-    memset(d->split, 0, sizeof d->split);
+    for (int k = 0; d->classes && k < d->K; k++) free(d->classes[k]);
+    free(d->classes);
+    memset(d, 0, sizeof *d);
 }

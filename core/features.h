@@ -11,6 +11,7 @@
 typedef struct {
     feature_set split[3];  // train, valid (n 0 without a valid set), test; owned
     int K;                 // classes
+    char **classes;        // (K) class names; owned
     int n_folds;           // folds of the dataset's protocol (1 for fixed splits)
     int F, frames;         // feature shape
 } trial_data;

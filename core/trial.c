@@ -1,6 +1,8 @@
 // ==== The trainer: steps, epochs, validation, best copy, test =====================
 #include "core/trial.h"
 
+#include "core/backbone.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -21,7 +23,7 @@ int trainer_init(trainer *t, const ast_config *cfg, const ast_method *meth,
     int st = ast_model_init(&t->m, cfg, meth, tc->batch, err);
     if (st) return st;
     ast_init_weights(&t->m, tc->seed);
-    if (backbone && (st = param_load_h5(&t->m.params, backbone, "params", PARAM_BACKBONE, err))) {
+    if (backbone && (st = backbone_load(&t->m, backbone, 0, err))) {
         ast_model_free(&t->m);
         return st;
     }
