@@ -93,5 +93,11 @@ $P train $args --set train.lr=0.1 --out "$T/run" >/dev/null 2>"$T/err"
 rc=$?
 check '[ $rc = 2 ] && grep -q "another trial configuration" "$T/err"' "checkpoint of another config refused: $(cat "$T/err")"
 
+# The demo pipeline end to end (synth, pretrain, the study, the table), quick mode.
+$P demo --quick --seeds 1 --shots 2 --data "$T/demo" >"$T/out" 2>"$T/err"
+rc=$?
+check '[ $rc = 0 ] && [ -f "$T/demo/backbone.h5" ] && grep -q "^| prompt deep P4 | " "$T/out"' \
+  "demo --quick: $(tail -3 "$T/err") $(tail -3 "$T/out")"
+
 echo "trial: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
