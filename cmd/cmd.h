@@ -36,4 +36,8 @@ typedef struct {
     size_t trainable, total;
 } train_outcome;
 int train_run(train_outcome *o, const config_kv *kv, const train_opts *opt, petal_err *err);
+#include "core/trialspec.h"
+// A trial's model config: the backbone file's architecture at the trial's
+// frames, or a random backbone of model.size; K classes.
+int trial_model_config(ast_config *cfg, const trial_spec *ts, int K, petal_err *err);
 #endif

@@ -46,7 +46,7 @@ static void on_stop(int sig) {
 
 // The trial's model: the backbone file's architecture (at the trial's frames),
 // or a random backbone of model.size; the dataset's classes.
-static int trial_model_config(ast_config *cfg, const trial_spec *ts, int K, petal_err *err) {
+int trial_model_config(ast_config *cfg, const trial_spec *ts, int K, petal_err *err) {
     int st;
     if (ts->backbone[0]) {
         if ((st = backbone_read_config(cfg, NULL, ts->backbone, err))) return st;
@@ -94,6 +94,7 @@ static int run_fold(double *acc, train_outcome *o, const trial_spec *ts, const c
         goto done;
     t.stop = &stop_flag;
     t.stop_at_step = opt->stop_after;
+    t.labels = d.classes;
     char ckpt[TRIAL_PATH_MAX + 32], *ident = NULL;
     if (out) {
         snprintf(ckpt, sizeof ckpt, "%s/fold%d.h5", out, fold);
@@ -165,6 +166,15 @@ int train_run(train_outcome *o, const config_kv *kv, const train_opts *opt, peta
     if (!st && ts.fold == 0) st = trial_data_folds(&n_folds, &ts, err);
     if (!st && opt->save_backbone && ts.fold == 0 && n_folds > 1)
         st = petal_fail(err, PETAL_EINPUT, "--save-backbone takes one fold, not dataset.fold=all");
+    const ast_method *me = &ts.method;
+    if (!st && opt->save_backbone &&
+        (me->adapter.at_mhsa || me->adapter.at_ffn || me->prompt.tokens || me->prefix.tokens ||
+         me->moa.kind != MOA_NONE))
+        st = petal_fail(err, PETAL_EINPUT,
+                        "--save-backbone: a %s model has tensors a backbone file cannot hold "
+                        "(only full, linear, BitFit and LoRA, merged, export); predict from its "
+                        "checkpoint instead (petal predict --checkpoint)",
+                        ast_method_name(me));
     double accs[100], t0 = petal_now();
     for (int f = ts.fold ? ts.fold : 1; !st && f <= (ts.fold ? ts.fold : n_folds) && o->folds < 100; f++) {
         st = run_fold(&accs[o->folds], o, &ts, identity, f, opt, err);

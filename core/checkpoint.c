@@ -123,6 +123,16 @@ int trainer_save(const trainer *t, const char *path, const char *config_text, pe
         bad |= put_data(f, "rng", H5T_STD_U64LE, H5T_NATIVE_UINT64, t->rng.s, 1, &n4);
         bad |= put_data(f, "order", H5T_STD_I32LE, H5T_NATIVE_INT, t->order, 1, &no);
         bad |= put_data(f, "history", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, t->hist, 2, hd);
+        long long K = t->m.cfg.K;
+        bad |= put_attr(f, "K", H5T_NATIVE_LLONG, &K);
+        if (t->labels) {  // variable-length UTF-8 strings
+            hid_t st = H5Tcopy(H5T_C_S1);
+            H5Tset_size(st, H5T_VARIABLE);
+            H5Tset_cset(st, H5T_CSET_UTF8);
+            hsize_t nk = (hsize_t)K;
+            bad |= put_data(f, "labels", st, st, t->labels, 1, &nk);
+            H5Tclose(st);
+        }
         bad |= H5Fclose(f) < 0;
     }
     H5Eset_auto2(H5E_DEFAULT, fn, fd);
@@ -202,4 +212,64 @@ out:
     free(format);
     free(config);
     return st;
+}
+
+int checkpoint_read_meta(char **config_text, int *K, char ***labels, const char *path,
+                         petal_err *err) {
+    *config_text = NULL;
+    *labels = NULL;
+    H5E_auto2_t fn;
+    void *fd;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &fd);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int st = PETAL_OK;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    char *format = f >= 0 ? get_str(f, "format") : NULL;
+    long long k = 0;
+    if (f < 0 || !format || strcmp(format, FORMAT) || get_attr(f, "K", H5T_NATIVE_LLONG, &k) ||
+        k < 2 || !(*config_text = get_str(f, "config"))) {
+        st = petal_fail(err, PETAL_EINPUT, "%s: not a petal checkpoint", path);
+    } else if (H5Lexists(f, "labels", H5P_DEFAULT) > 0) {
+        char **v = petal_calloc((size_t)k, sizeof *v);
+        hid_t st_t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st_t, H5T_VARIABLE);
+        H5Tset_cset(st_t, H5T_CSET_UTF8);
+        if (get_data(f, "labels", st_t, v, (hsize_t)k)) {
+            st = petal_fail(err, PETAL_EINPUT, "%s: labels unreadable", path);
+            free(v);
+        } else {
+            *labels = v;  // strings allocated by HDF5's default allocator (malloc)
+        }
+        H5Tclose(st_t);
+    }
+    *K = (int)k;
+    free(format);
+    if (f >= 0) H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, fn, fd);
+    return st;
+}
+
+void checkpoint_labels_free(char **labels, int K) {
+    for (int i = 0; labels && i < K; i++) free(labels[i]);
+    free(labels);
+}
+
+int checkpoint_load_best(ast_model *m, const char *path, petal_err *err) {
+    size_t n = param_count_selected(&m->params, PARAM_STATE);
+    float *best = petal_falloc(n ? n : 1);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    long long ns = -1, done = 0;
+    int bad = f < 0 || get_attr(f, "n_state", H5T_NATIVE_LLONG, &ns) || ns != (long long)n ||
+              get_attr(f, "done", H5T_NATIVE_LLONG, &done) ||
+              get_data(f, "best", H5T_NATIVE_FLOAT, best, n ? n : 1);
+    if (f >= 0) H5Fclose(f);
+    if (!bad) param_unpack(&m->params, best, PARAM_STATE);
+    free(best);
+    if (bad)
+        return petal_fail(err, PETAL_EINPUT, "%s: no best state for this model in the checkpoint",
+                          path);
+    if (!done)
+        fprintf(stderr, "petal: %s: the trial has not finished; using its best state so far\n",
+                path);
+    return PETAL_OK;
 }

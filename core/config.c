@@ -111,16 +111,14 @@ static int read_mapping(reader *r, config_kv *kv, const char *prefix) {
     }
 }
 
-int config_read_yaml(config_kv *kv, const char *path, petal_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return petal_fail(err, PETAL_EINPUT, "%s: cannot open", path);
-    reader r = {.path = path, .err = err};
-    yaml_parser_initialize(&r.p);
-    yaml_parser_set_input_file(&r.p, f);
+// Reads the document r->p is set up for.
+static int read_document(reader *r, config_kv *kv) {
+    const char *path = r->path;
+    petal_err *err = r->err;
     yaml_event_t ev;
     int st = PETAL_OK, depth = 0;
     while (!st) {
-        if ((st = next(&r, &ev))) break;
+        if ((st = next(r, &ev))) break;
         yaml_event_type_t t = ev.type;
         int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
         yaml_event_delete(&ev);
@@ -130,14 +128,33 @@ int config_read_yaml(config_kv *kv, const char *path, petal_err *err) {
             continue;
         if (t == YAML_MAPPING_START_EVENT && depth == 0) {
             depth = 1;
-            st = read_mapping(&r, kv, "");
+            st = read_mapping(r, kv, "");
         } else {
             st = petal_fail(err, PETAL_EINPUT, "%s:%d:%d: expected a mapping of settings", path,
                             line, col);
         }
     }
+    return st;
+}
+
+int config_read_yaml(config_kv *kv, const char *path, petal_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return petal_fail(err, PETAL_EINPUT, "%s: cannot open", path);
+    reader r = {.path = path, .err = err};
+    yaml_parser_initialize(&r.p);
+    yaml_parser_set_input_file(&r.p, f);
+    int st = read_document(&r, kv);
     yaml_parser_delete(&r.p);
     fclose(f);
+    return st;
+}
+
+int config_parse_yaml(config_kv *kv, const char *text, const char *name, petal_err *err) {
+    reader r = {.path = name, .err = err};
+    yaml_parser_initialize(&r.p);
+    yaml_parser_set_input_string(&r.p, (const unsigned char *)text, strlen(text));
+    int st = read_document(&r, kv);
+    yaml_parser_delete(&r.p);
     return st;
 }
 

@@ -27,6 +27,8 @@ const char *config_get(const config_kv *kv, const char *key);
 // Reads a YAML mapping into kv (flattening nested mappings). Scalars only:
 // sequences are sweep axes, not trial settings. Errors name path:line:column.
 int config_read_yaml(config_kv *kv, const char *path, petal_err *err);
+// The same from YAML text in memory; errors name `name`:line:column.
+int config_parse_yaml(config_kv *kv, const char *text, const char *name, petal_err *err);
 // "key=value" from the command line.
 int config_set_arg(config_kv *kv, const char *arg, petal_err *err);
 // "where" prefix for an entry's error messages: "file:line:col" or its src.

@@ -52,6 +52,7 @@ typedef struct {
     long stop_at_step;  // -1: never
     float *xb;          // (Bm, frames, F) batch buffer
     int *yb;            // (Bm)
+    char *const *labels;  // (K) class names saved with the checkpoint, or NULL (not owned)
 } trainer;
 
 // Builds the model (random init from tc->seed, then the backbone's rows from
@@ -71,6 +72,13 @@ int trainer_run(trainer *t, const char *ckpt, const char *config_text, FILE *his
 // to config_text and to this model's table; mismatches are PETAL_EINPUT.
 int trainer_save(const trainer *t, const char *path, const char *config_text, petal_err *err);
 int trainer_load(trainer *t, const char *path, const char *config_text, petal_err *err);
+// For inference from a checkpoint: its settings text, class count and names
+// (*labels NULL when none were saved; free with checkpoint_labels_free), and
+// the best-validation state loaded into m (built for the same settings).
+int checkpoint_read_meta(char **config_text, int *K, char ***labels, const char *path,
+                         petal_err *err);
+void checkpoint_labels_free(char **labels, int K);
+int checkpoint_load_best(ast_model *m, const char *path, petal_err *err);
 void trainer_free(trainer *t);
 
 // Convenience: init + run without checkpoints + results.

@@ -43,6 +43,17 @@ $P train "$T/gsc.yaml" >"$T/out" 2>"$T/err"
 rc=$?
 check '[ $rc = 0 ] && grep -q "method=lora train=8 " "$T/out"' "gsc 2-shot trial: $(cat "$T/err") $(grep trial "$T/out")"
 
+# A trained trial predicts from its checkpoint: top-1 over the test list gives
+# exactly the trial's test accuracy (same features, best state, eval mode).
+$P train "$T/gsc.yaml" --set method=adapter_pfeiffer --set adapter.dim=8 --out "$T/gscrun" >"$T/out" 2>"$T/err"
+rc=$?
+want=$(sed -n 's/^result fold=1 .*test_acc=\([0-9.]*\) .*/\1/p' "$T/out")
+files=$(sed "s|^|$T/data/speech_commands_v0.02/|" "$T/data/speech_commands_v0.02/testing_list.txt")
+$P predict --checkpoint "$T/gscrun/fold1.h5" --top 1 $files >"$T/pred" 2>"$T/err"
+prc=$?
+got=$(awk -F'\t' '{ n++; split($1, p, "/"); if (p[length(p) - 1] == $3) k++ } END { printf "%.4f", k / n }' "$T/pred")
+check '[ $rc = 0 ] && [ $prc = 0 ] && [ "$got" = "$want" ]' "predict --checkpoint accuracy $got = trial test_acc $want ($(cat "$T/err"))"
+
 # Every fold of a protocol: per-fold results, then mean and std.
 $P train --data esc50 "$T/data" --set dataset.fold=all --set features.frames=64 --epochs 1 \
   --batch 8 >"$T/out" 2>"$T/err"
