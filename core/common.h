@@ -37,6 +37,9 @@ void *petal_malloc(size_t bytes);
 void *petal_calloc(size_t n, size_t size);
 // 64-byte aligned, zeroed; free with free().
 float *petal_falloc(size_t n);
+// Grows array p (capacity *cap elements of elem bytes, doubling from 64) to
+// hold need elements; returns the possibly moved array. Aborts when out of memory.
+void *petal_grow(void *p, size_t *cap, size_t need, size_t elem);
 
 // ---- random numbers ---------------------------------------------------------
 // xoshiro256** seeded through splitmix64: small state that checkpoints can

@@ -17,12 +17,9 @@ void config_set(config_kv *kv, const char *key, const char *value, const char *s
     for (int i = 0; i < kv->n; i++)
         if (!strcmp(kv->e[i].key, key)) e = &kv->e[i];
     if (!e) {
-        if (kv->n == kv->cap) {
-            kv->cap = kv->cap ? 2 * kv->cap : 32;
-            config_entry *ne = realloc(kv->e, (size_t)kv->cap * sizeof *ne);
-            PETAL_ASSERT(ne);
-            kv->e = ne;
-        }
+        size_t cap = (size_t)kv->cap;
+        kv->e = petal_grow(kv->e, &cap, (size_t)kv->n + 1, sizeof *kv->e);
+        kv->cap = (int)cap;
         e = &kv->e[kv->n++];
         e->key = dup(key);
     } else {

@@ -10,15 +10,9 @@ int param_add(param_table *t, const char *name, int slot, int trainable, int ndi
     PETAL_ASSERT(t->data == NULL);  // no rows after allocation
     PETAL_ASSERT(ndim >= 1 && ndim <= PARAM_MAX_DIMS);
     PETAL_ASSERT(strlen(name) < PARAM_NAME_MAX);
-    if (t->nrows == t->cap) {
-        t->cap = t->cap ? 2 * t->cap : 64;
-        param_row *rows = realloc(t->rows, (size_t)t->cap * sizeof *rows);
-        if (!rows) {
-            fprintf(stderr, "petal: out of memory growing the parameter table\n");
-            abort();
-        }
-        t->rows = rows;
-    }
+    size_t cap = (size_t)t->cap;
+    t->rows = petal_grow(t->rows, &cap, (size_t)t->nrows + 1, sizeof *t->rows);
+    t->cap = (int)cap;
     param_row *r = &t->rows[t->nrows];
     memset(r, 0, sizeof *r);
     strcpy(r->name, name);
