@@ -16,9 +16,13 @@
 static const char usage[] =
     "usage: petal bench [options]        (or: petal bench fbank ...)\n"
     "Times training steps (forward, backward, AdamW) on random features and prints\n"
-    "  petal method=M frames=T batch=B samples_per_s=X gflops=G sgemm_gflops=S sgemm_frac=G/S rss_mib=R\n"
+    "  petal method=M frames=T batch=B samples_per_s=X gflops=G exec_gflops=E sgemm_gflops=S\n"
+    "        sgemm_frac=G/S rss_mib=R\n"
+    "gflops counts the model's FLOPs (each GEMM the step needs, once); exec_gflops adds\n"
+    "the work redone to save memory (attention scores in the backward, rebuilt outputs).\n"
     MODEL_OPTS_HELP
-    "  --batch B  --threads N  --steps S (timed steps after one warm-up)\n";
+    "  --batch B  --threads N  --steps S (timed steps after one warm-up)\n"
+    "  --profile  also print `profile family=seconds_per_step ...` by op family\n";
 
 // Best GFLOP/s of a large square sgemm: the ceiling a GEMM-bound step can reach.
 static double sgemm_ceiling(void) {
@@ -41,7 +45,7 @@ static double sgemm_ceiling(void) {
 int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "fbank")) return cmd_bench_fbank(argc - 1, argv + 1);
     model_opts mo = {.size = "base", .method = "full", .pool = "all", .frames = 100, .classes = 35};
-    int batch = 8, threads = 0, steps = 5;
+    int batch = 8, threads = 0, steps = 5, profile = 0;
     args a = {argc, argv, 1, 0};
     for (; a.i < argc && !a.bad; a.i++) {
         if (!strcmp(argv[a.i], "--help") || !strcmp(argv[a.i], "-h")) {
@@ -50,7 +54,7 @@ int cmd_bench(int argc, char **argv) {
         }
         if (args_model(&a, &mo) || args_int(&a, "--batch", &batch, 1, 65536) ||
             args_int(&a, "--threads", &threads, 0, 4096) ||
-            args_int(&a, "--steps", &steps, 1, 100000))
+            args_int(&a, "--steps", &steps, 1, 100000) || args_switch(&a, "--profile", &profile))
             continue;
         args_unknown(&a, "bench");
     }
@@ -81,20 +85,36 @@ int cmd_bench(int argc, char **argv) {
     for (int s = 0; s <= steps; s++) {
         if (s == 1) {  // step 0 is the warm-up
             t0 = petal_now();
-            petal_gemm_flops = 0.0;
+            petal_gemm_flops = petal_recompute_flops = 0.0;
+            petal_profile = profile;
+            memset(petal_profile_s, 0, sizeof petal_profile_s);
         }
         ast_forward(&m, x, y, batch, NULL);
         ast_backward(&m, y, batch);
+        double to = prof_start();
         adamw_step(&opt, &m.params, oc.lr);
+        prof_stop(PROF_OPTIMIZER, to);
     }
     double secs = petal_now() - t0;
+    petal_profile = 0;
     double gflops = petal_gemm_flops / secs * 1e-9;
+    double exec = (petal_gemm_flops + petal_recompute_flops) / secs * 1e-9;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("petal method=%s frames=%d batch=%d samples_per_s=%.3f gflops=%.1f sgemm_gflops=%.1f "
-           "sgemm_frac=%.3f rss_mib=%.1f\n",
-           ast_method_name(&meth), cfg.frames, batch, steps * batch / secs, gflops, ceiling,
+    printf("petal method=%s frames=%d batch=%d samples_per_s=%.3f gflops=%.1f exec_gflops=%.1f "
+           "sgemm_gflops=%.1f sgemm_frac=%.3f rss_mib=%.1f\n",
+           ast_method_name(&meth), cfg.frames, batch, steps * batch / secs, gflops, exec, ceiling,
            gflops / ceiling, ru.ru_maxrss / 1024.0);
+    if (profile) {
+        // Seconds per step by op family; `other` is the step time no probe covered.
+        double covered = 0.0;
+        printf("profile step=%.4f", secs / steps);
+        for (int f = 0; f < PROF_NFAM; f++) {
+            printf(" %s=%.4f", petal_profile_names[f], petal_profile_s[f] / steps);
+            covered += petal_profile_s[f];
+        }
+        printf(" other=%.4f\n", (secs - covered) / steps);
+    }
     adamw_free(&opt);
     free(x), free(y);
     ast_model_free(&m);

@@ -14,8 +14,8 @@
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 size_t adapter_scratch_floats(int conformer, int N, int C, int D) {
-    // bottleneck: dhid (N, D); Conformer: dn (N, C), dp (N, 2D), dg, dc, dy (N, D) each
-    return conformer ? (size_t)N * (C + 5 * (size_t)D) : (size_t)N * D;
+    // bottleneck: dhid (N, D); Conformer: nout, dn (N, C), dp (N, 2D), dg, dc, dy (N, D) each
+    return conformer ? (size_t)N * (2 * (size_t)C + 5 * (size_t)D) : (size_t)N * D;
 }
 
 // c (B, T, D) = depthwise conv of g over tokens, per example, plus bias.
@@ -78,6 +78,7 @@ void adapter_forward(float *out, adapter_acts *a, const float *u, const adapter_
     }
     layernorm_forward(a->nout, a->nmean, a->nrstd, u, w->norm_w, w->norm_b, ADAPTER_LN_EPS, N, C);
     linear_forward(a->p, a->nout, w->pw1_w, w->pw1_b, N, C, 2 * D);
+    double t0 = prof_start();
     for (size_t n = 0; n < (size_t)N; n++)
         for (int d = 0; d < D; d++)
             a->g[n * D + d] = a->p[n * 2 * D + d] * sigmoidf(a->p[n * 2 * D + D + d]);
@@ -110,6 +111,7 @@ void adapter_forward(float *out, adapter_acts *a, const float *u, const adapter_
             a->y[n * D + d] = y;
             a->s[n * D + d] = y * sigmoidf(y);
         }
+    prof_stop(PROF_ADAPTER, t0);
     linear_forward(out, a->s, w->pw2_w, w->pw2_b, N, D, C);
 }
 
@@ -126,8 +128,11 @@ void adapter_backward(float *du, const adapter_tensors *g, float *scratch, const
         return;
     }
     float *dn = scratch, *dp = dn + (size_t)N * C, *dg = dp + (size_t)N * 2 * D;
-    float *dc = dg + (size_t)N * D, *dy = dc + (size_t)N * D;
+    float *dc = dg + (size_t)N * D, *dy = dc + (size_t)N * D, *nout = dy + (size_t)N * D;
+    // The LayerNorm output is not kept: rebuilt from u and its statistics.
+    layernorm_apply(nout, u, a->nmean, a->nrstd, w->norm_w, w->norm_b, N, C);
     linear_backward(dy, g->pw2_w, g->pw2_b, dout, a->s, w->pw2_w, N, D, C);
+    double t0 = prof_start();
     for (size_t i = 0; i < (size_t)N * D; i++) {  // SiLU'
         float sg = sigmoidf(a->y[i]);
         dy[i] *= sg * (1.0f + a->y[i] * (1.0f - sg));
@@ -148,13 +153,18 @@ void adapter_backward(float *du, const adapter_tensors *g, float *scratch, const
             dc[n * D + d] = w->bn_w[d] * a->brstd[d] * (dy[n * D + d] - m1 - xh * m2);
         }
     }
-    depthwise_backward(dg, g->dw_w, g->dw_b, dc, a->g, w->dw_w, B, T, D, k);
+    // The depthwise bias gets no gradient: training-mode BatchNorm subtracts
+    // every per-channel constant, so its gradient is exactly zero, and summing
+    // dc would only add round-off that AdamW then turns into steps of about
+    // lr * 1e-3 (the float64 reference moves it by weight decay alone).
+    depthwise_backward(dg, g->dw_w, NULL, dc, a->g, w->dw_w, B, T, D, k);
     for (size_t n = 0; n < (size_t)N; n++)  // GLU'
         for (int d = 0; d < D; d++) {
             float x1 = a->p[n * 2 * D + d], sg = sigmoidf(a->p[n * 2 * D + D + d]);
             dp[n * 2 * D + d] = dg[n * D + d] * sg;
             dp[n * 2 * D + D + d] = dg[n * D + d] * x1 * sg * (1.0f - sg);
         }
-    linear_backward(dn, g->pw1_w, g->pw1_b, dp, a->nout, w->pw1_w, N, C, 2 * D);
+    prof_stop(PROF_ADAPTER, t0);
+    linear_backward(dn, g->pw1_w, g->pw1_b, dp, nout, w->pw1_w, N, C, 2 * D);
     layernorm_backward(du, g->norm_w, g->norm_b, dn, u, w->norm_w, a->nmean, a->nrstd, N, C);
 }

@@ -69,46 +69,60 @@ typedef struct {
     float *hln_w, *hln_b;      // (C) head LayerNorm (cfg.head_ln)
 } ast_tensors;
 
-// Activations kept for the backward, sized for the maximum batch Bm; per-layer
-// fields hold L slabs of Bm*T rows. Hook fields are NULL when unused.
+// One encoder layer's activations. A layer the backward visits (a site slot
+// >= bw_floor) points the fields its backward reads at its own slabs of the
+// arena; every other field, every layer below the floor, and every layer of
+// an inference forward point at the one shared scratch set (ast_acts.tmp),
+// where the residual stream is updated in place. Fields are NULL when unused.
 typedef struct {
+    float *x;               // (B, T, C) layer input (residual stream)
+    float *mean1, *rstd1;   // (B, T) LayerNorm-before statistics (its output is recomputed)
+    float *qkv;             // (B, T, 3C) query | key | value
+    float *lse;             // (B, NH, T) attention row log-sum-exp (probabilities are recomputed)
+    float *atty;            // (B, T, C) attention output before the projection
+    float *x2;              // (B, T, C) residual stream after attention
+    float *mean2, *rstd2;   // (B, T) LayerNorm-after statistics
+    float *fc1;             // (B, T, MLP) before GELU (kept) or (R, MLP) one row chunk (scratch)
+    float *lora_z[4];       // (B, T, r) u A^T per LoRA target
+    float *sin[2];          // (B, T, C) sublayer input when a sequential-before adapter feeds it
+    float *sout[2];         // (B, T, C) sublayer output when an 'after' adapter reads it
+    adapter_acts ad[2];     // adapters at the MHSA [0] and FFN [1] sites
+    moa_acts moa[2];        // mixtures of adapters at the two sites
+} ast_layer_acts;
+
+// The activation arena's fields. The forward scratch and the backward scratch
+// overlay each other (nothing in either outlives its pass).
+typedef struct {
+    ast_layer_acts *layer;       // (L) views for a forward that keeps activations
+    ast_layer_acts tmp;          // the shared scratch set
     float *cols;                 // (Bm, NP, P*P) im2col patches
-    float *res;                  // (L+1, Bm, T, C) residual stream entering each layer; [L] = encoder out
-    float *ln1, *mean1, *rstd1;  // (L, Bm, T, C), (L, Bm, T), (L, Bm, T)
-    float *qkv;                  // (L, Bm, T, 3C)
-    float *kvx;                  // (L, Bm, Tk, 2C) keys | values with the prefix inserted
-    float *att;                  // (L, Bm, NH, T, Tk) softmax probabilities
-    float *atty;                 // (L, Bm, T, C) attention output before the projection
-    float *res2;                 // (L, Bm, T, C) residual stream after attention
-    float *ln2, *mean2, *rstd2;  // (L, Bm, T, C), (L, Bm, T), (L, Bm, T)
-    float *fc1;                  // (L, Bm, T, MLP) before GELU
-    float *gel;                  // (L, Bm, T, MLP) after GELU
-    float *lora_z[4];            // (L, Bm, T, r) u A^T per LoRA target
-    float *sin[2];               // (L, Bm, T, C) sublayer input when a sequential-before adapter feeds it
-    float *sout[2];              // (L, Bm, T, C) sublayer output when an 'after' adapter reads it
-    adapter_acts ad[2];          // per site, each field with L slabs
-    moa_acts moa[2];             // per site, each field with L slabs
-    float *lnf, *meanf, *rstdf;  // (Bm, T, C), (Bm, T), (Bm, T)
+    float *enc;                  // (Bm, T, C) encoder output (the final LayerNorm's input)
+    float *meanf, *rstdf;        // (Bm, T)
     float *pooled;               // (Bm, C)
     float *hln, *hmean, *hrstd;  // (Bm, C), (Bm), (Bm) head LayerNorm (cfg.head_ln)
     float *logits, *probs;       // (Bm, K)
+    float *dpooled;              // (Bm, C)
+    float *dlogits;              // (Bm, K)
+    float *att;                  // attention scratch, nthr blocks (forward and backward)
     // forward scratch
-    float *ftmp, *fsub;  // (Bm, T, C)
+    float *ln;                   // (Bm, T, C) LayerNorm output of the current site
+    float *fsub, *ftmp;          // (Bm, T, C) sublayer output; adapter / mixture output
+    float *gel;                  // (R, MLP) GELU output of one FFN row chunk
+    float *moay;                 // (Bm, T, C) one Dense-MoA expert's output
     // backward scratch
     float *dres;     // (Bm, T, C) gradient of the residual stream
     float *dln;      // (Bm, T, C) gradient of a LayerNorm output
-    float *dsub;     // (Bm, T, C) gradient of a sublayer output
-    float *dsin;     // (Bm, T, C) gradient of a sublayer input
+    float *lnb;      // (Bm, T, C) a LayerNorm output recomputed for weight gradients
+    float *dsub;     // (Bm, T, C) gradient of a sublayer output ('after' adapters)
+    float *dsin;     // (Bm, T, C) gradient of a sublayer input (sequential-before adapters)
     float *datty;    // (Bm, T, C)
     float *dqkv;     // (Bm, T, 3C)
-    float *dkvx;     // (Bm, Tk, 2C)
-    float *dfc;      // (Bm, T, MLP)
-    float *datt;     // (T, Tk)
+    float *dpk, *dpv;  // (Bm, PK, C) per-example prefix gradients
+    float *dfc;      // (R, MLP) one FFN row chunk
+    float *gelb;     // (R, MLP) GELU output recomputed for fc2's weight gradient
     float *dz;       // (Bm, T, r) LoRA
     float *dad;      // adapter backward scratch
     float *dmoa;     // mixture-of-adapters backward scratch
-    float *dpooled;  // (Bm, C)
-    float *dlogits;  // (Bm, K)
 } ast_acts;
 
 typedef struct {
@@ -122,13 +136,18 @@ typedef struct {
     int AD;             // adapter bottleneck
     int ME, MS, MD;     // mixture of adapters: experts, slots per expert, expert bottleneck
     int bw_floor;       // lowest slot the backward reaches (see param_row.slot)
-    int training;       // BatchNorm uses batch statistics (and updates running ones)
+    int training;       // BatchNorm uses batch statistics (and updates running ones);
+                        // 0 also makes ast_forward keep nothing (as ast_infer)
+    int kept;           // the last forward kept what ast_backward needs
+    int R;              // FFN row chunk (rows of fc1 / GELU scratch per GEMM pass)
+    int nthr;           // threads the attention scratch is sized for
     float lora_s;       // LoRA scaling
     param_table params;
     ast_tensors w, g;   // weights, gradients (NULL where frozen)
     ast_acts a;
     float *arena;       // one allocation behind every ast_acts field
     size_t arena_floats;
+    size_t kept_floats;  // of which per-layer slabs kept for the backward
 } ast_model;
 
 // Builds the parameter table and the activation arena (method resolved here).
@@ -145,7 +164,12 @@ void ast_init_weights(ast_model *m, uint64_t seed);
 void ast_lora_merge(ast_model *m);
 // fbank (B, frames, F). Returns the mean cross-entropy when labels is given
 // (and counts correct predictions into *correct if non-NULL), else 0.
+// Keeps what ast_backward needs (only for layers the backward visits) unless
+// m->training is 0.
 double ast_forward(ast_model *m, const float *fbank, const int *labels, int B, int *correct);
+// The same forward keeping nothing per layer (evaluation, prediction): the
+// same logits, bit for bit. BatchNorm still follows m->training.
+double ast_infer(ast_model *m, const float *fbank, const int *labels, int B, int *correct);
 // Gradients of the last forward's loss into params.grad (zeroed first).
 void ast_backward(ast_model *m, const int *labels, int B);
 #endif

@@ -9,8 +9,10 @@
 
 void lora_forward(float *out, float *z, const float *u, const float *A, const float *B, float s,
                   int N, int C, int r, int OC, int ldo) {
+    double t0 = prof_start();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, C, 1.0f, u, C, A, C, 0.0f, z, r);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, r, s, z, r, B, r, 1.0f, out, ldo);
+    prof_stop(PROF_GEMM, t0);
     petal_gemm_flops += 2.0 * N * r * (C + OC);
 }
 
@@ -18,6 +20,7 @@ void lora_backward(float *du, float *dA, float *dB, float *dz, const float *dout
                    const float *u, const float *z, const float *A, const float *B, float s, int N,
                    int C, int r, int OC) {
     // dB += s dout^T z ; dz = s dout B ; dA += dz^T u ; du += dz A
+    double t0 = prof_start();
     if (dB)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, r, N, s, dout, ldo, z, r, 1.0f,
                     dB, r);
@@ -29,6 +32,7 @@ void lora_backward(float *du, float *dA, float *dB, float *dz, const float *dout
     if (du)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, r, 1.0f, dz, r, A, C, 1.0f, du,
                     C);
+    prof_stop(PROF_GEMM, t0);
     petal_gemm_flops += 2.0 * N * r * (OC * 2 + C * 2);
 }
 

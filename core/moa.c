@@ -12,8 +12,8 @@
 
 size_t moa_scratch_floats(int soft, int B, int T, int C, int D, int E, int S) {
     size_t N = (size_t)B * T;
-    if (!soft)  // dr, dlog (N, E); dy (N, C); expert scratch (N, D)
-        return 2 * N * E + N * C + N * D;
+    if (!soft)  // dr, dlog (N, E); dy, one expert's output (N, C); expert scratch (N, D)
+        return 2 * N * E + 2 * N * C + N * D;
     // dCb, dDp (B, T, E*S); dys, dxs (E, B, S, C); expert scratch (B*S, D)
     size_t R = (size_t)B * S;
     return 2 * N * E * S + 2 * (size_t)E * R * C + R * D;
@@ -32,15 +32,20 @@ void moa_forward(float *out, moa_acts *a, const float *u, const moa_tensors *w, 
     int N = B * T;
     if (!soft) {
         linear_forward(a->probs, u, w->router_w, w->router_b, N, C, E);
+        double t0 = prof_start();
         for (int n = 0; n < N; n++) softmax_row(a->probs + (size_t)n * E, E, 1);
         memset(out, 0, (size_t)N * C * sizeof *out);
+        prof_stop(PROF_ADAPTER, t0);
         for (int e = 0; e < E; e++) {
-            float *ye = a->y + (size_t)e * N * C;
+            float *ye = a->y;  // one expert at a time; not kept
             adapter_forward(ye, &a->ex[e], u, &w->experts[e], 0, 1, B, T, C, D, 0);
+            t0 = prof_start();
+#pragma omp parallel for schedule(static)
             for (int n = 0; n < N; n++) {
                 float p = a->probs[(size_t)n * E + e];
                 for (int c = 0; c < C; c++) out[(size_t)n * C + c] += p * ye[(size_t)n * C + c];
             }
+            prof_stop(PROF_ADAPTER, t0);
         }
         return;
     }
@@ -75,9 +80,13 @@ void moa_backward(float *du, const moa_tensors *g, float *scratch, const float *
     int N = B * T;
     if (!soft) {
         float *dr = scratch, *dlog = dr + (size_t)N * E, *dy = dlog + (size_t)N * E;
-        float *exs = dy + (size_t)N * C;
+        float *ye = dy + (size_t)N * C, *exs = ye + (size_t)N * C;
         for (int e = 0; e < E; e++) {
-            const float *ye = a->y + (size_t)e * N * C;
+            // the expert's output again, from its kept GELU activations
+            linear_forward_recompute(ye, a->ex[e].act, w->experts[e].up_w, w->experts[e].up_b, N,
+                                     D, C);
+            double t0 = prof_start();
+#pragma omp parallel for schedule(static)
             for (int n = 0; n < N; n++) {
                 float p = a->probs[(size_t)n * E + e], s = 0.0f;
                 for (int c = 0; c < C; c++) {
@@ -86,6 +95,7 @@ void moa_backward(float *du, const moa_tensors *g, float *scratch, const float *
                 }
                 dr[(size_t)n * E + e] = s;
             }
+            prof_stop(PROF_ADAPTER, t0);
             adapter_backward(du, &g->experts[e], exs, dy, u, &a->ex[e], &w->experts[e], 0, B, T,
                              C, D, 0);
         }

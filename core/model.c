@@ -1,8 +1,10 @@
 // ==== The AST model: build, forward in layer order, backward in reverse ========
 #include <limits.h>
-#include <stdarg.h>
 #include <math.h>
+#include <omp.h>
+#include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/ast.h"
 
@@ -340,106 +342,249 @@ static void build_table(ast_model *m) {
 
 // ---- activation arena --------------------------------------------------------------
 
-static void carve(ast_model *m) {
+static int has_moa_at(const ast_model *m, int s) {
+    const moa_config *mo = &m->method.moa;
+    return mo->kind != MOA_NONE && (s ? mo->at_ffn : mo->at_mhsa);
+}
+
+static int has_adapter_at(const ast_model *m, int s) {
+    const adapter_config *adc = &m->method.adapter;
+    return s ? adc->at_ffn : adc->at_mhsa;
+}
+
+// What the backward of site s (0 MHSA, 1 FFN) of layer l reads; all zero
+// below the floor. Decides which activations a layer keeps.
+typedef struct {
+    int visited;    // the backward processes this site
+    int need_dx;    // it passes a gradient to the site's input (something lower trains)
+    int need_dln;   // it needs the gradient of the LayerNorm output (dx or LN parameters)
+    int need_ln;    // it reads the LayerNorm output (weight gradients, adapters, mixtures)
+    int need_x;     // it reads the site input (LayerNorm backward, or rebuilding ln)
+    int need_sub;   // it runs the sublayer below its output projection: MHSA: attention
+                    // (keeps qkv, lse); FFN: GELU (keeps fc1)
+    int need_atty;  // MHSA: the attention output (o's weight gradient, LoRA on o)
+    int seq_before; // a sequential-before adapter feeds the sublayer
+} site_plan;
+
+static site_plan plan_site(const ast_model *m, int l, int s) {
+    site_plan p = {0};
+    int slot = 2 * l + s;
+    if (slot < m->bw_floor) return p;
+    const ast_layer_tensors *w = &m->w.layer[l], *g = &m->g.layer[l];
+    const adapter_config *adc = &m->method.adapter;
+    int has_ad = has_adapter_at(m, s);
+    p.visited = 1;
+    p.seq_before = has_ad && adc->sequential && !adc->after;
+    p.need_dx = slot > m->bw_floor;
+    p.need_dln = p.need_dx || (s ? g->ln2_w || g->ln2_b : g->ln1_w || g->ln1_b);
+    int need_dsin = p.need_dln || p.seq_before;
+    int lora_in = !s && (w->lora_a[0] || w->lora_a[1] || w->lora_a[2]);
+    int sub_w = s ? g->fc1_w != NULL : g->qkv_w != NULL;  // weight gradient reads its input
+    p.need_ln = (has_ad && !adc->after) || has_moa_at(m, s) ||
+                (!p.seq_before && (sub_w || lora_in));
+    p.need_x = p.need_dln || p.need_ln;
+    if (s)  // fc2's weight gradient rebuilds GELU(fc1): keep fc1 for it too
+        p.need_sub = need_dsin || g->fc1_w || g->fc1_b || g->fc2_w;
+    else
+        p.need_sub = need_dsin || g->qkv_w || g->qkv_b || lora_in || m->PK;
+    p.need_atty = !s && (g->o_w || w->lora_a[3]);
+    return p;
+}
+
+// FFN row chunk: fc1 / GELU scratch holds R rows, not the whole batch, so a
+// long clip's (B T, MLP) intermediate is never materialised outside kept
+// layers. Chunks of >= 1024 rows keep the GEMMs at full speed.
+static int ffn_chunk(int N) {
+    int chunks = (N + 1023) / 1024;
+    return (N + chunks - 1) / chunks;
+}
+
+// Lays out (base != NULL) or measures (base == NULL) the arena. Three parts:
+// long-lived fields, the per-layer kept slabs, and one region where the
+// forward scratch (including the shared layer set `tmp`) and the backward
+// scratch overlay each other.
+static void carve(ast_model *m, float *base) {
     const ast_config *c = &m->cfg;
     const ast_method *me = &m->method;
-    size_t B = (size_t)m->Bm, T = (size_t)m->T, Tk = (size_t)m->Tk, C = (size_t)c->C;
-    size_t L = (size_t)c->L, NH = (size_t)c->NH, MLP = (size_t)c->MLP, K = (size_t)c->K;
-    size_t BT = B * T, D = (size_t)m->AD, r = (size_t)me->lora.rank, off = 0;
+    size_t B = (size_t)m->Bm, T = (size_t)m->T, C = (size_t)c->C, NH = (size_t)c->NH;
+    size_t MLP = (size_t)c->MLP, K = (size_t)c->K, BT = B * T, D = (size_t)m->AD;
+    size_t r = (size_t)me->lora.rank, R = (size_t)m->R, PK = (size_t)m->PK, off = 0;
     ast_acts *a = &m->a;
-    float *base = m->arena;  // NULL on the measuring pass
-    // Each field rounded to 16 floats (64 bytes) to keep vector loads aligned.
-#define FIELD(f, n) (a->f = base ? base + off : NULL, off += ((size_t)(n) + 15) / 16 * 16)
-    FIELD(cols, B * m->NP * m->PP);
-    FIELD(res, (L + 1) * BT * C);
-    FIELD(ln1, L * BT * C);
-    FIELD(mean1, L * BT);
-    FIELD(rstd1, L * BT);
-    FIELD(qkv, L * BT * 3 * C);
-    if (m->PK) FIELD(kvx, L * B * Tk * 2 * C);
-    FIELD(att, L * B * NH * T * Tk);
-    FIELD(atty, L * BT * C);
-    FIELD(res2, L * BT * C);
-    FIELD(ln2, L * BT * C);
-    FIELD(mean2, L * BT);
-    FIELD(rstd2, L * BT);
-    FIELD(fc1, L * BT * MLP);
-    FIELD(gel, L * BT * MLP);
-    for (int t = 0; t < 4; t++)
-        if (me->lora.targets & (1u << t)) FIELD(lora_z[t], L * BT * r);
     const adapter_config *ad = &me->adapter;
-    for (int s = 0; s < 2; s++) {
-        if (!(s ? ad->at_ffn : ad->at_mhsa)) continue;
-        if (ad->sequential && !ad->after) FIELD(sin[s], L * BT * C);
-        if (ad->after) FIELD(sout[s], L * BT * C);
-        adapter_acts *x = &a->ad[s];
-        if (ad->block == BLOCK_BOTTLENECK) {
-            FIELD(ad[s].hid, L * BT * D);
-            FIELD(ad[s].act, L * BT * D);
-        } else {
-            FIELD(ad[s].nout, L * BT * C);
-            FIELD(ad[s].nmean, L * BT);
-            FIELD(ad[s].nrstd, L * BT);
-            FIELD(ad[s].p, L * BT * 2 * D);
-            FIELD(ad[s].g, L * BT * D);
-            FIELD(ad[s].c, L * BT * D);
-            FIELD(ad[s].bmean, L * D);
-            FIELD(ad[s].brstd, L * D);
-            FIELD(ad[s].y, L * BT * D);
-            FIELD(ad[s].s, L * BT * D);
-        }
-        (void)x;
-    }
     const moa_config *mo = &me->moa;
-    size_t E = (size_t)m->ME, S = (size_t)m->MS, MD = (size_t)m->MD, R = B * S;
-    for (int s = 0; s < 2; s++) {
-        if (mo->kind == MOA_NONE || !(s ? mo->at_ffn : mo->at_mhsa)) continue;
-        size_t rows = mo->kind == MOA_SOFT ? R : BT;  // rows each expert sees
-        if (mo->kind == MOA_DENSE) {
-            FIELD(moa[s].probs, L * BT * E);
-            FIELD(moa[s].y, L * E * BT * C);
-        } else {
-            FIELD(moa[s].dp, L * BT * E * S);
-            FIELD(moa[s].cb, L * BT * E * S);
-            FIELD(moa[s].xs, L * E * R * C);
-            FIELD(moa[s].y, L * E * R * C);
-        }
-        for (size_t e = 0; e < E; e++) {
-            FIELD(moa[s].ex[e].hid, L * rows * MD);
-            FIELD(moa[s].ex[e].act, L * rows * MD);
-        }
-    }
-    FIELD(lnf, BT * C);
-    FIELD(meanf, BT);
-    FIELD(rstdf, BT);
-    FIELD(pooled, B * C);
+    int conf = ad->block == BLOCK_CONFORMER;
+    size_t E = (size_t)m->ME, S = (size_t)m->MS, MD = (size_t)m->MD;
+    size_t mrows = mo->kind == MOA_SOFT ? B * S : BT;  // rows each expert sees
+    // Each field rounded to 16 floats (64 bytes) to keep vector loads aligned.
+#define ALLOC(p, n) ((p) = base ? base + off : NULL, off += ((size_t)(n) + 15) / 16 * 16)
+
+    // long-lived
+    ALLOC(a->cols, B * m->NP * m->PP);
+    ALLOC(a->enc, BT * C);
+    ALLOC(a->meanf, BT);
+    ALLOC(a->rstdf, BT);
+    ALLOC(a->pooled, B * C);
     if (c->head_ln) {
-        FIELD(hln, B * C);
-        FIELD(hmean, B);
-        FIELD(hrstd, B);
+        ALLOC(a->hln, B * C);
+        ALLOC(a->hmean, B);
+        ALLOC(a->hrstd, B);
     }
-    FIELD(logits, B * K);
-    FIELD(probs, B * K);
-    FIELD(ftmp, BT * C);
-    FIELD(fsub, BT * C);
-    FIELD(dres, BT * C);
-    FIELD(dln, BT * C);
-    FIELD(dsub, BT * C);
-    FIELD(dsin, BT * C);
-    FIELD(datty, BT * C);
-    FIELD(dqkv, BT * 3 * C);
-    if (m->PK) FIELD(dkvx, B * Tk * 2 * C);
-    FIELD(dfc, BT * MLP);
-    FIELD(datt, T * Tk);
-    if (r) FIELD(dz, BT * r);
+    ALLOC(a->logits, B * K);
+    ALLOC(a->probs, B * K);
+    ALLOC(a->dpooled, B * C);
+    ALLOC(a->dlogits, B * K);
+    ALLOC(a->att, (size_t)m->nthr * attention_scratch_floats(m->T, m->Tk, c->C / c->NH));
+
+    // forward scratch, with the shared layer set
+    size_t region = off;
+    ast_layer_acts *t = &a->tmp;
+    memset(t, 0, sizeof *t);
+    ALLOC(t->x, BT * C);
+    t->x2 = t->x;  // inference and unvisited layers update the residual stream in place
+    ALLOC(t->qkv, BT * 3 * C);
+    ALLOC(t->atty, BT * C);
+    ALLOC(t->fc1, R * MLP);
+    for (int q = 0; q < 4; q++)
+        if (me->lora.targets & (1u << q)) ALLOC(t->lora_z[q], BT * r);
+    for (int s = 0; s < 2; s++) {
+        if (has_adapter_at(m, s)) {
+            if (ad->sequential && !ad->after) ALLOC(t->sin[s], BT * C);
+            if (ad->after) ALLOC(t->sout[s], BT * C);
+            adapter_acts *x = &t->ad[s];
+            if (!conf) {
+                ALLOC(x->hid, BT * D);
+                ALLOC(x->act, BT * D);
+            } else {
+                ALLOC(x->nout, BT * C);
+                ALLOC(x->nmean, BT);
+                ALLOC(x->nrstd, BT);
+                ALLOC(x->p, BT * 2 * D);
+                ALLOC(x->g, BT * D);
+                ALLOC(x->c, BT * D);
+                ALLOC(x->bmean, D);
+                ALLOC(x->brstd, D);
+                ALLOC(x->y, BT * D);
+                ALLOC(x->s, BT * D);
+            }
+        }
+        if (has_moa_at(m, s)) {
+            moa_acts *x = &t->moa[s];
+            if (mo->kind == MOA_DENSE) {
+                ALLOC(x->probs, BT * E);
+            } else {
+                ALLOC(x->dp, BT * E * S);
+                ALLOC(x->cb, BT * E * S);
+                ALLOC(x->xs, E * B * S * C);
+                ALLOC(x->y, E * B * S * C);
+            }
+            for (size_t e = 0; e < E; e++) {
+                ALLOC(x->ex[e].hid, mrows * MD);
+                ALLOC(x->ex[e].act, mrows * MD);
+            }
+        }
+    }
+    ALLOC(a->ln, BT * C);
+    ALLOC(a->fsub, BT * C);
+    ALLOC(a->ftmp, BT * C);
+    ALLOC(a->gel, R * MLP);
+    if (mo->kind == MOA_DENSE) ALLOC(a->moay, BT * C);
+    for (int s = 0; s < 2; s++)  // one Dense-MoA expert output at a time, never kept
+        if (has_moa_at(m, s) && mo->kind == MOA_DENSE) t->moa[s].y = a->moay;
+    size_t fwd_end = off;
+
+    // backward scratch over the same region
+    off = region;
+    int any_fc2w = 0, any_after = 0, any_seq_before = 0;
+    for (int l = 0; l < c->L; l++) any_fc2w |= m->g.layer[l].fc2_w != NULL;
+    any_after = (ad->at_mhsa || ad->at_ffn) && ad->after;
+    any_seq_before = (ad->at_mhsa || ad->at_ffn) && ad->sequential && !ad->after;
+    ALLOC(a->dres, BT * C);
+    ALLOC(a->dln, BT * C);
+    ALLOC(a->lnb, BT * C);
+    ALLOC(a->datty, BT * C);
+    ALLOC(a->dqkv, BT * 3 * C);
+    if (any_after) ALLOC(a->dsub, BT * C);
+    if (any_seq_before) ALLOC(a->dsin, BT * C);
+    if (PK) {
+        ALLOC(a->dpk, B * PK * C);
+        ALLOC(a->dpv, B * PK * C);
+    }
+    ALLOC(a->dfc, R * MLP);
+    if (any_fc2w) ALLOC(a->gelb, R * MLP);
+    if (r) ALLOC(a->dz, BT * r);
     if (ad->at_mhsa || ad->at_ffn)
-        FIELD(dad, adapter_scratch_floats(ad->block == BLOCK_CONFORMER, (int)BT, (int)C, (int)D));
+        ALLOC(a->dad, adapter_scratch_floats(conf, (int)BT, (int)C, (int)D));
     if (mo->kind != MOA_NONE)
-        FIELD(dmoa, moa_scratch_floats(mo->kind == MOA_SOFT, (int)B, (int)T, (int)C, (int)MD,
-                                       (int)E, (int)S));
-    FIELD(dpooled, B * C);
-    FIELD(dlogits, B * K);
-#undef FIELD
+        ALLOC(a->dmoa, moa_scratch_floats(mo->kind == MOA_SOFT, (int)B, (int)T, (int)C, (int)MD,
+                                          (int)E, (int)S));
+    off = off > fwd_end ? off : fwd_end;
+
+    // per-layer slabs: only what each layer's backward reads; the rest is tmp
+    size_t kept0 = off;
+    for (int l = 0; l < c->L; l++) {
+        ast_layer_acts *la = &a->layer[l];
+        *la = *t;
+        site_plan p0 = plan_site(m, l, 0), p1 = plan_site(m, l, 1);
+        la->mean1 = la->rstd1 = la->mean2 = la->rstd2 = la->lse = NULL;
+        if (p0.need_x) {
+            ALLOC(la->x, BT * C);
+            ALLOC(la->mean1, BT);
+            ALLOC(la->rstd1, BT);
+        }
+        if (p0.need_sub) {
+            ALLOC(la->qkv, BT * 3 * C);
+            ALLOC(la->lse, B * NH * T);
+        }
+        if (p0.need_atty) ALLOC(la->atty, BT * C);
+        if (p0.visited)
+            for (int q = 0; q < 4; q++)
+                if (me->lora.targets & (1u << q)) ALLOC(la->lora_z[q], BT * r);
+        if (p1.need_x) {
+            ALLOC(la->x2, BT * C);
+            ALLOC(la->mean2, BT);
+            ALLOC(la->rstd2, BT);
+        }
+        if (p1.need_sub) ALLOC(la->fc1, BT * MLP);
+        for (int s = 0; s < 2; s++) {
+            if (!(s ? p1.visited : p0.visited)) continue;
+            if (has_adapter_at(m, s)) {
+                if (ad->sequential && !ad->after) ALLOC(la->sin[s], BT * C);
+                if (ad->after) ALLOC(la->sout[s], BT * C);
+                adapter_acts *x = &la->ad[s];
+                if (!conf) {
+                    ALLOC(x->hid, BT * D);
+                    ALLOC(x->act, BT * D);
+                } else {  // the Conformer LayerNorm output (nout) is rebuilt in backward
+                    ALLOC(x->nmean, BT);
+                    ALLOC(x->nrstd, BT);
+                    ALLOC(x->p, BT * 2 * D);
+                    ALLOC(x->g, BT * D);
+                    ALLOC(x->c, BT * D);
+                    ALLOC(x->bmean, D);
+                    ALLOC(x->brstd, D);
+                    ALLOC(x->y, BT * D);
+                    ALLOC(x->s, BT * D);
+                }
+            }
+            if (has_moa_at(m, s)) {
+                moa_acts *x = &la->moa[s];
+                if (mo->kind == MOA_DENSE) {
+                    ALLOC(x->probs, BT * E);  // expert outputs y are rebuilt in backward
+                } else {
+                    ALLOC(x->dp, BT * E * S);
+                    ALLOC(x->cb, BT * E * S);
+                    ALLOC(x->xs, E * B * S * C);
+                    ALLOC(x->y, E * B * S * C);
+                }
+                for (size_t e = 0; e < E; e++) {
+                    ALLOC(x->ex[e].hid, mrows * MD);
+                    ALLOC(x->ex[e].act, mrows * MD);
+                }
+            }
+        }
+    }
+#undef ALLOC
+    m->kept_floats = off - kept0;
     m->arena_floats = off;
 }
 
@@ -476,14 +621,34 @@ int ast_model_init(ast_model *m, const ast_config *cfg, const ast_method *method
     }
     m->lora_s = me->lora.targets ? ast_method_lora_scaling(me) : 0.0f;
     m->training = 1;
+    m->R = ffn_chunk(max_batch * m->T);
+    m->nthr = omp_get_max_threads();
     m->w.layer = petal_calloc((size_t)(cfg->L ? cfg->L : 1), sizeof(ast_layer_tensors));
     m->g.layer = petal_calloc((size_t)(cfg->L ? cfg->L : 1), sizeof(ast_layer_tensors));
+    m->a.layer = petal_calloc((size_t)(cfg->L ? cfg->L : 1), sizeof(ast_layer_acts));
     build_table(m);
     int lo = param_lowest_trainable_slot(&m->params);
     m->bw_floor = lo == INT_MAX ? 2 * cfg->L : lo;
-    carve(m);  // measure
-    m->arena = petal_falloc(m->arena_floats);
-    carve(m);  // point the fields into the arena
+    carve(m, NULL);  // measure
+    // Anonymous pages are committed on first touch: a model that only runs
+    // inference never makes its kept slabs resident.
+    size_t bytes = m->arena_floats * sizeof(float);
+    void *p = mmap(NULL, bytes ? bytes : 64, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p == MAP_FAILED) {
+        double mib = bytes / 1048576.0;
+        ast_model_free(m);
+        return petal_fail(err, PETAL_EFAIL,
+                          "cannot allocate %.0f MiB of activations (batch %d, %d tokens)", mib,
+                          max_batch, ast_tokens(cfg));
+    }
+#ifdef MADV_HUGEPAGE
+    // 2 MiB pages where the kernel allows them: fewer TLB misses when GEMMs and
+    // element-wise passes stream over slabs of several MiB (advice only).
+    madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    m->arena = p;
+    carve(m, m->arena);  // point the fields into the arena
     return PETAL_OK;
 }
 
@@ -496,7 +661,8 @@ void ast_model_free(ast_model *m) {
     param_table_free(&m->params);
     free(m->w.layer);
     free(m->g.layer);
-    free(m->arena);
+    free(m->a.layer);
+    if (m->arena) munmap(m->arena, m->arena_floats ? m->arena_floats * sizeof(float) : 64);
     memset(m, 0, sizeof *m);
 }
 
@@ -504,143 +670,99 @@ void ast_init_weights(ast_model *m, uint64_t seed) { param_init(&m->params, seed
 
 // ---- forward -------------------------------------------------------------------------
 
-// Per-layer view of the per-site adapter activations.
-static adapter_acts adapter_view(const adapter_acts *a, int l, size_t rows, size_t C, size_t D) {
-    adapter_acts v = {0};
-#define V(f, n) v.f = a->f ? a->f + (size_t)l * (n) : NULL
-    V(hid, rows * D);
-    V(act, rows * D);
-    V(nout, rows * C);
-    V(nmean, rows);
-    V(nrstd, rows);
-    V(p, rows * 2 * D);
-    V(g, rows * D);
-    V(c, rows * D);
-    V(bmean, D);
-    V(brstd, D);
-    V(y, rows * D);
-    V(s, rows * D);
-#undef V
-    return v;
-}
-
-// Per-layer view of the per-site mixture activations.
-static moa_acts moa_view(const ast_model *m, int s, int l) {
-    const moa_acts *a = &m->a.moa[s];
-    moa_acts v = {0};
-    size_t B = (size_t)m->Bm, BT = B * m->T, C = (size_t)m->cfg.C, E = (size_t)m->ME;
-    size_t S = (size_t)m->MS, R = B * S, D = (size_t)m->MD;
-    int soft = m->method.moa.kind == MOA_SOFT;
-    size_t rows = soft ? R : BT;
-    if (a->probs) v.probs = a->probs + (size_t)l * BT * E;
-    if (a->y) v.y = a->y + (size_t)l * E * rows * C;
-    if (a->xs) v.xs = a->xs + (size_t)l * E * R * C;
-    if (a->dp) v.dp = a->dp + (size_t)l * BT * E * S;
-    if (a->cb) v.cb = a->cb + (size_t)l * BT * E * S;
-    for (size_t e = 0; e < E; e++) {
-        v.ex[e].hid = a->ex[e].hid + (size_t)l * rows * D;
-        v.ex[e].act = a->ex[e].act + (size_t)l * rows * D;
-    }
-    return v;
-}
-
-static int has_moa_at(const ast_model *m, int s) {
-    const moa_config *mo = &m->method.moa;
-    return mo->kind != MOA_NONE && (s ? mo->at_ffn : mo->at_mhsa);
-}
-
 static void add_into(float *y, const float *a, size_t n) {
+    double t0 = prof_start();
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] += a[i];
+    prof_stop(PROF_ELEMWISE, t0);
+}
+
+// y = x + a in one pass (y may alias x).
+static void residual_add(float *y, const float *x, const float *a, size_t n) {
+    double t0 = prof_start();
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] + a[i];
+    prof_stop(PROF_ELEMWISE, t0);
+}
+
+static void copy_rows(float *y, const float *x, size_t n) {
+    if (y != x) memcpy(y, x, n * sizeof *y);
 }
 
 // The MHSA sublayer: out (N, C) = O(attention(qkv(u))), with LoRA and prefix hooks.
-static void mhsa_forward(ast_model *m, int l, float *out, const float *u, int B) {
+static void mhsa_forward(ast_model *m, ast_layer_acts *la, int l, float *out, const float *u,
+                         int B) {
     const ast_config *c = &m->cfg;
     const ast_layer_tensors *w = &m->w.layer[l];
-    int T = m->T, Tk = m->Tk, C = c->C, N = B * T, r = m->method.lora.rank;
-    size_t BTm = (size_t)m->Bm * T;
-    ast_acts *a = &m->a;
-    float *qkv = a->qkv + l * BTm * 3 * C, *atty = a->atty + l * BTm * C;
-    float *att = a->att + l * (size_t)m->Bm * c->NH * T * Tk;
+    int T = m->T, C = c->C, N = B * T, r = m->method.lora.rank;
+    float *qkv = la->qkv;
     linear_forward(qkv, u, w->qkv_w, w->qkv_b, N, C, 3 * C);
     for (int t = 0; t < 3; t++)
         if (w->lora_a[t])
-            lora_forward(qkv + t * C, a->lora_z[t] + l * BTm * r, u, w->lora_a[t], w->lora_b[t],
-                         m->lora_s, N, C, r, C, 3 * C);
-    if (m->PK) {
-        // keys | values (B, Tk, 2C): row 0 from token 0, then the prefix, then tokens 1..
-        float *kvx = a->kvx + l * (size_t)m->Bm * Tk * 2 * C;
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < Tk; t++) {
-                float *dst = kvx + ((size_t)b * Tk + t) * 2 * C;
-                if (t >= 1 && t <= m->PK) {
-                    memcpy(dst, w->prefix_k + (size_t)(t - 1) * C, (size_t)C * sizeof *dst);
-                    memcpy(dst + C, w->prefix_v + (size_t)(t - 1) * C, (size_t)C * sizeof *dst);
-                } else {
-                    int src = t ? t - m->PK : 0;
-                    memcpy(dst, qkv + ((size_t)b * T + src) * 3 * C + C, 2 * (size_t)C * sizeof *dst);
-                }
-            }
-        attention_forward(atty, att, qkv, kvx, kvx + C, 3 * C, 2 * C, B, T, Tk, C, c->NH);
-    } else {
-        attention_forward(atty, att, qkv, qkv + C, qkv + 2 * C, 3 * C, 3 * C, B, T, T, C, c->NH);
-    }
-    linear_forward(out, atty, w->o_w, w->o_b, N, C, C);
+            lora_forward(qkv + t * C, la->lora_z[t], u, w->lora_a[t], w->lora_b[t], m->lora_s, N,
+                         C, r, C, 3 * C);
+    attention_forward(la->atty, la->lse, m->a.att, m->nthr, qkv, qkv + C, qkv + 2 * C,
+                      w->prefix_k, w->prefix_v, 3 * C, 3 * C, m->PK, B, T, C, c->NH);
+    linear_forward(out, la->atty, w->o_w, w->o_b, N, C, C);
     if (w->lora_a[3])
-        lora_forward(out, a->lora_z[3] + l * BTm * r, atty, w->lora_a[3], w->lora_b[3], m->lora_s,
-                     N, C, r, C, C);
+        lora_forward(out, la->lora_z[3], la->atty, w->lora_a[3], w->lora_b[3], m->lora_s, N, C,
+                     r, C, C);
 }
 
-// The FFN sublayer: out (N, C) = fc2(gelu(fc1(u))).
-static void ffn_forward(ast_model *m, int l, float *out, const float *u, int B) {
+// The FFN sublayer: out (N, C) = fc2(gelu(fc1(u))), R rows at a time. fc1 is
+// written into the layer's kept slab, or into R rows of scratch.
+static void ffn_forward(ast_model *m, ast_layer_acts *la, int l, float *out, const float *u,
+                        int B) {
     const ast_layer_tensors *w = &m->w.layer[l];
-    int C = m->cfg.C, MLP = m->cfg.MLP, N = B * m->T;
-    size_t BTm = (size_t)m->Bm * m->T;
-    float *fc1 = m->a.fc1 + l * BTm * MLP, *gel = m->a.gel + l * BTm * MLP;
-    linear_forward(fc1, u, w->fc1_w, w->fc1_b, N, C, MLP);
-    gelu_forward(gel, fc1, (size_t)N * MLP);
-    linear_forward(out, gel, w->fc2_w, w->fc2_b, N, MLP, C);
+    int C = m->cfg.C, MLP = m->cfg.MLP, N = B * m->T, R = m->R;
+    int kept = la->fc1 != m->a.tmp.fc1;
+    for (int r0 = 0; r0 < N; r0 += R) {
+        int rows = N - r0 < R ? N - r0 : R;
+        float *f = kept ? la->fc1 + (size_t)r0 * MLP : la->fc1;
+        linear_forward(f, u + (size_t)r0 * C, w->fc1_w, NULL, rows, C, MLP);
+        bias_gelu_forward(m->a.gel, f, w->fc1_b, rows, MLP);
+        linear_forward(out + (size_t)r0 * C, m->a.gel, w->fc2_w, w->fc2_b, rows, MLP, C);
+    }
 }
 
 // One site (s = 0 MHSA, 1 FFN) of layer l: y = x + sublayer part, with the
-// adapter placements of docs/METHODS.md.
-static void site_forward(ast_model *m, int l, int s, float *y, const float *x, int B) {
+// adapter placements of docs/METHODS.md. y may alias x (the residual stream
+// updated in place when x is not kept).
+static void site_forward(ast_model *m, ast_layer_acts *la, int l, int s, float *y, const float *x,
+                         int B) {
     const ast_config *c = &m->cfg;
     const ast_layer_tensors *w = &m->w.layer[l];
     const adapter_config *adc = &m->method.adapter;
     ast_acts *a = &m->a;
     int C = c->C, N = B * m->T, D = m->AD, conf = adc->block == BLOCK_CONFORMER;
-    size_t BTm = (size_t)m->Bm * m->T, NC = (size_t)N * C;
-    float *ln = (s ? a->ln2 : a->ln1) + l * BTm * C;
-    float *mean = (s ? a->mean2 : a->mean1) + l * BTm, *rstd = (s ? a->rstd2 : a->rstd1) + l * BTm;
-    layernorm_forward(ln, mean, rstd, x, s ? w->ln2_w : w->ln1_w, s ? w->ln2_b : w->ln1_b,
-                      c->ln_eps, N, C);
-    int has_ad = s ? adc->at_ffn : adc->at_mhsa;
-    adapter_acts av = adapter_view(&a->ad[s], l, BTm, C, D);
+    size_t NC = (size_t)N * C;
+    float *ln = a->ln;
+    layernorm_forward(ln, s ? la->mean2 : la->mean1, s ? la->rstd2 : la->rstd1, x,
+                      s ? w->ln2_w : w->ln1_w, s ? w->ln2_b : w->ln1_b, c->ln_eps, N, C);
+    int has_ad = has_adapter_at(m, s);
+    adapter_acts *av = &la->ad[s];
     const float *sin = ln;
     if (has_ad && adc->sequential && !adc->after) {  // the adapter feeds the sublayer
-        float *u = a->sin[s] + l * BTm * C;
-        adapter_forward(u, &av, ln, &w->ad[s], conf, m->training, B, m->T, C, D, adc->kernel);
+        float *u = la->sin[s];
+        adapter_forward(u, av, ln, &w->ad[s], conf, m->training, B, m->T, C, D, adc->kernel);
         if (adc->residual) add_into(u, ln, NC);
         sin = u;
     }
-    float *sout = has_ad && adc->after ? a->sout[s] + l * BTm * C : a->fsub;
-    if (s) ffn_forward(m, l, sout, sin, B);
-    else mhsa_forward(m, l, sout, sin, B);
-    memcpy(y, x, NC * sizeof *y);
-    if (!has_ad || !adc->sequential || !adc->after) add_into(y, sout, NC);
+    float *sout = has_ad && adc->after ? la->sout[s] : a->fsub;
+    if (s) ffn_forward(m, la, l, sout, sin, B);
+    else mhsa_forward(m, la, l, sout, sin, B);
+    if (!has_ad || !adc->sequential || !adc->after) residual_add(y, x, sout, NC);
+    else copy_rows(y, x, NC);
     if (has_ad && !(adc->sequential && !adc->after)) {
         const float *ain = adc->after ? sout : ln;
-        adapter_forward(a->ftmp, &av, ain, &w->ad[s], conf, m->training, B, m->T, C, D,
+        adapter_forward(a->ftmp, av, ain, &w->ad[s], conf, m->training, B, m->T, C, D,
                         adc->kernel);
         add_into(y, a->ftmp, NC);
         if (adc->residual) add_into(y, ain, NC);
     }
     if (has_moa_at(m, s)) {  // parallel, reading the LayerNorm output
-        moa_acts mv = moa_view(m, s, l);
-        moa_forward(a->ftmp, &mv, ln, &w->moa[s], m->method.moa.kind == MOA_SOFT, B, m->T, C,
-                    m->MD, m->ME, m->MS);
+        moa_forward(a->ftmp, &la->moa[s], ln, &w->moa[s], m->method.moa.kind == MOA_SOFT, B, m->T,
+                    C, m->MD, m->ME, m->MS);
         add_into(y, a->ftmp, NC);
     }
 }
@@ -657,29 +779,34 @@ static void pool_range(const ast_model *m, int *t0, int *t1) {
     }
 }
 
-double ast_forward(ast_model *m, const float *fbank, const int *labels, int B, int *correct) {
+// keep: write the activations ast_backward reads into the kept slabs;
+// otherwise every layer runs in the shared scratch set.
+static double forward(ast_model *m, const float *fbank, const int *labels, int B, int *correct,
+                      int keep) {
     const ast_config *c = &m->cfg;
     PETAL_ASSERT(B > 0 && B <= m->Bm);
-    int T = m->T, C = c->C, N = B * T, P = m->NPR;
-    size_t BTm = (size_t)m->Bm * T;
+    int T = m->T, C = c->C, N = B * T, P = m->NPR, L = c->L;
     ast_acts *a = &m->a;
+    ast_layer_acts *la0 = keep && L ? &a->layer[0] : &a->tmp;
+    float *enc = keep ? a->enc : a->tmp.x;
     patch_im2col(a->cols, fbank, B, c->frames, c->F, c->patch, c->fstride, c->tstride);
-    embed_forward(a->res, a->cols, m->w.patch_w, m->w.patch_b, m->w.cls, m->w.dist, m->w.prompt,
-                  m->w.pos, B, m->NP, P, m->PP, C);
-    for (int l = 0; l < c->L; l++) {
-        float *x = a->res + l * BTm * C;
+    embed_forward(L ? la0->x : enc, a->cols, m->w.patch_w, m->w.patch_b, m->w.cls, m->w.dist,
+                  m->w.prompt, m->w.pos, B, m->NP, P, m->PP, C);
+    for (int l = 0; l < L; l++) {
+        ast_layer_acts *la = keep ? &a->layer[l] : &a->tmp;
+        float *x = la->x;
         if (m->w.deep && l >= 1)  // deep prompts replace tokens 1..P entering layer l
             for (int b = 0; b < B; b++)
                 memcpy(x + ((size_t)b * T + 1) * C, m->w.deep + (size_t)(l - 1) * P * C,
                        (size_t)P * C * sizeof *x);
-        site_forward(m, l, 0, a->res2 + l * BTm * C, x, B);
-        site_forward(m, l, 1, a->res + (l + 1) * BTm * C, a->res2 + l * BTm * C, B);
+        site_forward(m, la, l, 0, la->x2, x, B);
+        float *next = l + 1 < L ? (keep ? a->layer[l + 1].x : a->tmp.x) : enc;
+        site_forward(m, la, l, 1, next, la->x2, B);
     }
-    float *enc = a->res + (size_t)c->L * BTm * C;
-    layernorm_forward(a->lnf, a->meanf, a->rstdf, enc, m->w.lnf_w, m->w.lnf_b, c->ln_eps, N, C);
+    layernorm_forward(a->ln, a->meanf, a->rstdf, enc, m->w.lnf_w, m->w.lnf_b, c->ln_eps, N, C);
     int t0, t1;
     pool_range(m, &t0, &t1);
-    pool_forward(a->pooled, a->lnf, t0, t1, B, T, C);
+    pool_forward(a->pooled, a->ln, t0, t1, B, T, C);
     const float *hin = a->pooled;
     if (c->head_ln) {
         layernorm_forward(a->hln, a->hmean, a->hrstd, a->pooled, m->w.hln_w, m->w.hln_b,
@@ -687,142 +814,153 @@ double ast_forward(ast_model *m, const float *fbank, const int *labels, int B, i
         hin = a->hln;
     }
     linear_forward(a->logits, hin, m->w.head_w, m->w.head_b, B, C, c->K);
+    m->kept = keep;
     if (!labels) return 0.0;
-    return crossentropy_forward(a->probs, correct, a->logits, labels, B, c->K);
+    double t = prof_start();
+    double loss = crossentropy_forward(a->probs, correct, a->logits, labels, B, c->K);
+    prof_stop(PROF_LOSS, t);
+    return loss;
+}
+
+double ast_forward(ast_model *m, const float *fbank, const int *labels, int B, int *correct) {
+    return forward(m, fbank, labels, B, correct, m->training != 0);
+}
+
+double ast_infer(ast_model *m, const float *fbank, const int *labels, int B, int *correct) {
+    return forward(m, fbank, labels, B, correct, 0);
 }
 
 // ---- backward ------------------------------------------------------------------------
 
 // MHSA sublayer backward: dsub (N, C) is the gradient of its output; writes
-// dsin (N, C) when non-NULL; parameter gradients +=.
-static void mhsa_backward(ast_model *m, int l, float *dsin, const float *dsub, const float *u,
-                          int B) {
+// the input gradient into dsin (N, C) with factor beta on what is there
+// (NULL: not needed); parameter gradients +=.
+static void mhsa_backward(ast_model *m, const ast_layer_acts *la, int l, float *dsin, float beta,
+                          const float *dsub, const float *u, int B) {
     const ast_config *c = &m->cfg;
     const ast_layer_tensors *w = &m->w.layer[l], *g = &m->g.layer[l];
-    int T = m->T, Tk = m->Tk, C = c->C, N = B * T, r = m->method.lora.rank;
-    size_t BTm = (size_t)m->Bm * T;
+    int T = m->T, C = c->C, N = B * T, r = m->method.lora.rank, PK = m->PK;
     ast_acts *a = &m->a;
-    float *qkv = a->qkv + l * BTm * 3 * C, *atty = a->atty + l * BTm * C;
-    float *att = a->att + l * (size_t)m->Bm * c->NH * T * Tk;
+    const float *qkv = la->qkv;
     int lora_qkv = w->lora_a[0] || w->lora_a[1] || w->lora_a[2];
-    int need_att = dsin || g->qkv_w || g->qkv_b || lora_qkv || m->PK;
-    linear_backward(need_att ? a->datty : NULL, g->o_w, g->o_b, dsub, atty, w->o_w, N, C, C);
+    int need_att = dsin || g->qkv_w || g->qkv_b || lora_qkv || PK;
+    linear_backward(need_att ? a->datty : NULL, g->o_w, g->o_b, dsub, la->atty, w->o_w, N, C, C);
     if (w->lora_a[3])
-        lora_backward(need_att ? a->datty : NULL, g->lora_a[3], g->lora_b[3], a->dz, dsub, C, atty,
-                      a->lora_z[3] + l * BTm * r, w->lora_a[3], w->lora_b[3], m->lora_s, N, C, r,
-                      C);
+        lora_backward(need_att ? a->datty : NULL, g->lora_a[3], g->lora_b[3], a->dz, dsub, C,
+                      la->atty, la->lora_z[3], w->lora_a[3], w->lora_b[3], m->lora_s, N, C, r, C);
     if (!need_att) return;
-    if (m->PK) {
-        float *kvx = a->kvx + l * (size_t)m->Bm * Tk * 2 * C, *dkvx = a->dkvx;
-        attention_backward(a->dqkv, dkvx, dkvx + C, a->datt, a->datty, qkv, kvx, kvx + C, att,
-                           3 * C, 2 * C, B, T, Tk, C, c->NH);
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < Tk; t++) {
-                const float *src = dkvx + ((size_t)b * Tk + t) * 2 * C;
-                if (t >= 1 && t <= m->PK) {
-                    float *gk = g->prefix_k + (size_t)(t - 1) * C, *gv = g->prefix_v + (size_t)(t - 1) * C;
-                    for (int i = 0; i < C; i++) gk[i] += src[i], gv[i] += src[C + i];
-                } else {
-                    int tok = t ? t - m->PK : 0;
-                    memcpy(a->dqkv + ((size_t)b * T + tok) * 3 * C + C, src,
-                           2 * (size_t)C * sizeof *src);
-                }
-            }
-    } else {
-        attention_backward(a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt, a->datty, qkv, qkv + C,
-                           qkv + 2 * C, att, 3 * C, 3 * C, B, T, T, C, c->NH);
+    attention_backward(a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->dpk, a->dpv, a->att, m->nthr,
+                       a->datty, qkv, qkv + C, qkv + 2 * C, w->prefix_k, w->prefix_v, la->lse,
+                       3 * C, 3 * C, PK, B, T, C, c->NH);
+    for (int b = 0; PK && b < B; b++) {  // every example's prefix gradient
+        const float *dk = a->dpk + (size_t)b * PK * C, *dv = a->dpv + (size_t)b * PK * C;
+        for (size_t i = 0; i < (size_t)PK * C; i++) g->prefix_k[i] += dk[i], g->prefix_v[i] += dv[i];
     }
-    linear_backward(dsin, g->qkv_w, g->qkv_b, a->dqkv, u, w->qkv_w, N, C, 3 * C);
+    if (dsin) linear_input_backward(dsin, a->dqkv, w->qkv_w, N, C, 3 * C, beta);
+    linear_backward(NULL, g->qkv_w, g->qkv_b, a->dqkv, u, NULL, N, C, 3 * C);
     for (int t = 0; t < 3; t++)
         if (w->lora_a[t])
             lora_backward(dsin, g->lora_a[t], g->lora_b[t], a->dz, a->dqkv + t * C, 3 * C, u,
-                          a->lora_z[t] + l * BTm * r, w->lora_a[t], w->lora_b[t], m->lora_s, N, C,
-                          r, C);
+                          la->lora_z[t], w->lora_a[t], w->lora_b[t], m->lora_s, N, C, r, C);
 }
 
-static void ffn_backward(ast_model *m, int l, float *dsin, const float *dsub, const float *u,
-                         int B) {
+// FFN sublayer backward, R rows at a time (dsin, beta as mhsa_backward).
+// GELU's output is rebuilt from fc1 only when fc2's weight trains.
+static void ffn_backward(ast_model *m, const ast_layer_acts *la, int l, float *dsin, float beta,
+                         const float *dsub, const float *u, int B) {
     const ast_layer_tensors *w = &m->w.layer[l], *g = &m->g.layer[l];
-    int C = m->cfg.C, MLP = m->cfg.MLP, N = B * m->T;
-    size_t BTm = (size_t)m->Bm * m->T;
-    float *fc1 = m->a.fc1 + l * BTm * MLP, *gel = m->a.gel + l * BTm * MLP;
-    int need_fc = dsin || g->fc1_w || g->fc1_b;
-    linear_backward(need_fc ? m->a.dfc : NULL, g->fc2_w, g->fc2_b, dsub, gel, w->fc2_w, N, MLP, C);
-    if (!need_fc) return;
-    gelu_backward(m->a.dfc, m->a.dfc, fc1, (size_t)N * MLP);
-    linear_backward(dsin, g->fc1_w, g->fc1_b, m->a.dfc, u, w->fc1_w, N, C, MLP);
+    int C = m->cfg.C, MLP = m->cfg.MLP, N = B * m->T, R = m->R;
+    ast_acts *a = &m->a;
+    if (g->fc2_b) bias_backward(g->fc2_b, dsub, N, C);
+    if (!(dsin || g->fc1_w || g->fc1_b || g->fc2_w)) return;
+    for (int r0 = 0; r0 < N; r0 += R) {
+        int rows = N - r0 < R ? N - r0 : R;
+        const float *f = la->fc1 + (size_t)r0 * MLP, *ds = dsub + (size_t)r0 * C;
+        linear_input_backward(a->dfc, ds, w->fc2_w, rows, MLP, C, 0.0f);
+        if (g->fc2_w) {
+            gelu_backward_recompute(a->dfc, a->gelb, a->dfc, f, (size_t)rows * MLP);
+            linear_backward(NULL, g->fc2_w, NULL, ds, a->gelb, NULL, rows, MLP, C);
+        } else {
+            gelu_backward(a->dfc, a->dfc, f, (size_t)rows * MLP);
+        }
+        if (dsin) linear_input_backward(dsin + (size_t)r0 * C, a->dfc, w->fc1_w, rows, C, MLP, beta);
+        linear_backward(NULL, g->fc1_w, g->fc1_b, a->dfc, u ? u + (size_t)r0 * C : NULL, NULL, rows,
+                        C, MLP);
+    }
 }
 
 // One site backward. a->dres holds the gradient of the site's output y; on
-// return it holds the gradient of its input x when need_dx (else it is left
-// partial). Mirrors site_forward's placements.
-static void site_backward(ast_model *m, int l, int s, int need_dx, int B) {
+// return it holds the gradient of its input x when the plan needs dx (else
+// it is left partial). Mirrors site_forward's placements.
+static void site_backward(ast_model *m, int l, int s, int B) {
     const ast_layer_tensors *w = &m->w.layer[l], *g = &m->g.layer[l];
     const adapter_config *adc = &m->method.adapter;
     ast_acts *a = &m->a;
+    const ast_layer_acts *la = &a->layer[l];
+    site_plan p = plan_site(m, l, s);
     int C = m->cfg.C, N = B * m->T, D = m->AD, conf = adc->block == BLOCK_CONFORMER;
-    size_t BTm = (size_t)m->Bm * m->T, NC = (size_t)N * C;
-    float *x = (s ? a->res2 : a->res) + l * BTm * C;
-    float *ln = (s ? a->ln2 : a->ln1) + l * BTm * C;
-    float *mean = (s ? a->mean2 : a->mean1) + l * BTm, *rstd = (s ? a->rstd2 : a->rstd1) + l * BTm;
-    float *lnw = s ? w->ln2_w : w->ln1_w, *glnw = s ? g->ln2_w : g->ln1_w;
-    float *glnb = s ? g->ln2_b : g->ln1_b;
-    int has_ad = s ? adc->at_ffn : adc->at_mhsa;
-    int seq_before = has_ad && adc->sequential && !adc->after;
-    int need_dln = need_dx || glnw || glnb;
-    adapter_acts av = adapter_view(&a->ad[s], l, BTm, C, D);
+    size_t NC = (size_t)N * C;
+    const float *x = s ? la->x2 : la->x;
+    const float *mean = s ? la->mean2 : la->mean1, *rstd = s ? la->rstd2 : la->rstd1;
+    const float *lnw = s ? w->ln2_w : w->ln1_w, *lnbias = s ? w->ln2_b : w->ln1_b;
+    float *glnw = s ? g->ln2_w : g->ln1_w, *glnb = s ? g->ln2_b : g->ln1_b;
+    int has_ad = has_adapter_at(m, s);
+    const adapter_acts *av = &la->ad[s];
     const adapter_tensors *aw = &w->ad[s], *ag = &g->ad[s];
-    float *dy = a->dres;
-    if (need_dln) memset(a->dln, 0, NC * sizeof(float));
-    if (has_moa_at(m, s)) {
-        moa_acts mv = moa_view(m, s, l);
-        moa_backward(need_dln ? a->dln : NULL, &g->moa[s], a->dmoa, dy, ln, &mv, &w->moa[s],
-                     m->method.moa.kind == MOA_SOFT, B, m->T, C, m->MD, m->ME, m->MS);
+    const float *ln = NULL;  // the LayerNorm output, rebuilt from x and its statistics
+    if (p.need_ln) {
+        layernorm_apply(a->lnb, x, mean, rstd, lnw, lnbias, N, C);
+        ln = a->lnb;
     }
+    float *dy = a->dres, *dln = p.need_dln ? a->dln : NULL;
+    if (dln) memset(dln, 0, NC * sizeof *dln);
+    if (has_moa_at(m, s))
+        moa_backward(dln, &g->moa[s], a->dmoa, dy, ln, &la->moa[s], &w->moa[s],
+                     m->method.moa.kind == MOA_SOFT, B, m->T, C, m->MD, m->ME, m->MS);
     // gradient of the sublayer output
     const float *dsub = dy;
-    float *sout = has_ad && adc->after ? a->sout[s] + l * BTm * C : NULL;
-    if (has_ad && !seq_before) {
+    if (has_ad && !p.seq_before) {
         if (adc->after) {
             float *ds = a->dsub;
             if (adc->sequential) memset(ds, 0, NC * sizeof *ds);
             else memcpy(ds, dy, NC * sizeof *ds);
-            adapter_backward(ds, ag, a->dad, dy, sout, &av, aw, conf, B, m->T, C, D, adc->kernel);
+            adapter_backward(ds, ag, a->dad, dy, la->sout[s], av, aw, conf, B, m->T, C, D,
+                             adc->kernel);
             if (adc->residual) add_into(ds, dy, NC);
             dsub = ds;
         } else {  // parallel before: the adapter reads ln
-            adapter_backward(need_dln ? a->dln : NULL, ag, a->dad, dy, ln, &av, aw, conf, B, m->T,
-                             C, D, adc->kernel);
-            if (adc->residual && need_dln) add_into(a->dln, dy, NC);
+            adapter_backward(dln, ag, a->dad, dy, ln, av, aw, conf, B, m->T, C, D, adc->kernel);
+            if (adc->residual && dln) add_into(dln, dy, NC);
         }
     }
-    int need_dsin = need_dln || seq_before;
-    const float *sin = seq_before ? a->sin[s] + l * BTm * C : ln;
-    float *dsin = need_dsin ? a->dsin : NULL;
-    if (s) ffn_backward(m, l, dsin, dsub, sin, B);
-    else mhsa_backward(m, l, dsin, dsub, sin, B);
-    if (seq_before) {
-        adapter_backward(need_dln ? a->dln : NULL, ag, a->dad, dsin, ln, &av, aw, conf, B, m->T, C,
-                         D, adc->kernel);
-        if (adc->residual && need_dln) add_into(a->dln, dsin, NC);
-    } else if (need_dln) {
-        add_into(a->dln, dsin, NC);
+    // The sublayer's input gradient accumulates straight into dln, except
+    // when a sequential-before adapter sits between them.
+    const float *sin = p.seq_before ? la->sin[s] : ln;
+    float *dsin = p.seq_before ? a->dsin : dln;
+    float beta = p.seq_before ? 0.0f : 1.0f;
+    if (s) ffn_backward(m, la, l, dsin, beta, dsub, sin, B);
+    else mhsa_backward(m, la, l, dsin, beta, dsub, sin, B);
+    if (p.seq_before) {
+        adapter_backward(dln, ag, a->dad, dsin, ln, av, aw, conf, B, m->T, C, D, adc->kernel);
+        if (adc->residual && dln) add_into(dln, dsin, NC);
     }
-    if (need_dln)
-        layernorm_backward(need_dx ? a->dres : NULL, glnw, glnb, a->dln, x, lnw, mean, rstd, N, C);
+    if (dln)
+        layernorm_backward(p.need_dx ? a->dres : NULL, glnw, glnb, dln, x, lnw, mean, rstd, N, C);
 }
 
 void ast_backward(ast_model *m, const int *labels, int B) {
     const ast_config *c = &m->cfg;
+    PETAL_ASSERT(m->kept);  // the last forward kept what the backward reads
     int T = m->T, C = c->C, N = B * T, P = m->NPR;
-    size_t BTm = (size_t)m->Bm * T;
     ast_acts *a = &m->a;
     const ast_tensors *g = &m->g;
     if (m->params.ngrad) memset(m->params.grad, 0, m->params.ngrad * sizeof(float));
 
+    double tl = prof_start();
     crossentropy_backward(a->dlogits, a->probs, labels, B, c->K);
+    prof_stop(PROF_LOSS, tl);
     if (c->head_ln) {
-        float *dh = a->dsub;  // (B, C) scratch: gradient of the head LayerNorm output
+        float *dh = a->datty;  // (B, C) scratch: gradient of the head LayerNorm output
         linear_backward(dh, g->head_w, g->head_b, a->dlogits, a->hln, m->w.head_w, B, C, c->K);
         memset(a->dpooled, 0, (size_t)B * C * sizeof(float));
         layernorm_backward(a->dpooled, g->hln_w, g->hln_b, dh, a->pooled, m->w.hln_w, a->hmean,
@@ -835,9 +973,8 @@ void ast_backward(ast_model *m, const int *labels, int B) {
     pool_range(m, &t0, &t1);
     pool_backward(a->dln, a->dpooled, t0, t1, B, T, C);
     int below = m->bw_floor < 2 * c->L;  // does anything under the final LayerNorm train?
-    float *enc = a->res + (size_t)c->L * BTm * C;
     if (below) memset(a->dres, 0, (size_t)N * C * sizeof(float));
-    layernorm_backward(below ? a->dres : NULL, g->lnf_w, g->lnf_b, a->dln, enc, m->w.lnf_w,
+    layernorm_backward(below ? a->dres : NULL, g->lnf_w, g->lnf_b, a->dln, a->enc, m->w.lnf_w,
                        a->meanf, a->rstdf, N, C);
 
     // a->dres holds the gradient of the residual stream leaving layer l. Slot
@@ -845,9 +982,8 @@ void ast_backward(ast_model *m, const int *labels, int B) {
     // only when a lower slot trains.
     for (int l = c->L - 1; l >= 0; l--) {
         for (int s = 1; s >= 0; s--) {
-            int slot = 2 * l + s;
-            if (slot < m->bw_floor) return;
-            site_backward(m, l, s, slot > m->bw_floor, B);
+            if (2 * l + s < m->bw_floor) return;
+            site_backward(m, l, s, B);
         }
         if (g->deep && l >= 1 && 2 * l - 1 >= m->bw_floor) {
             // deep prompt l-1 replaced tokens 1..P entering layer l: its gradient

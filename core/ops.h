@@ -10,6 +10,25 @@
 #define PETAL_OPS_H
 #include <stddef.h>
 
+// ---- profile.c (op-family timing for `petal bench --profile`) -----------------
+typedef enum {
+    PROF_GEMM,         // linear layers, LoRA, mixture GEMMs (OpenBLAS)
+    PROF_ATTENTION,    // attention forward/backward (its small GEMMs and softmax)
+    PROF_NORM,         // LayerNorm
+    PROF_ACT,          // GELU and other activations
+    PROF_ELEMWISE,     // residual adds, bias sums, copies, pooling
+    PROF_ADAPTER,      // adapter/mixture non-GEMM work (GLU, depthwise conv, BatchNorm, routing)
+    PROF_LOSS,         // softmax cross-entropy
+    PROF_OPTIMIZER,    // AdamW
+    PROF_NFAM
+} prof_family;
+extern int petal_profile;                   // nonzero: probes accumulate
+extern double petal_profile_s[PROF_NFAM];   // seconds per family since the last reset
+extern const char *const petal_profile_names[PROF_NFAM];
+// t0 = prof_start(); ...; prof_stop(family, t0). Leaf ops only (no nesting).
+double prof_start(void);
+void prof_stop(prof_family f, double t0);
+
 // ---- linear.c ---------------------------------------------------------------
 // out (N, OC) = inp (N, IC) @ weight(OC, IC)^T + bias (OC); bias may be NULL.
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
@@ -18,18 +37,31 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
 // dbias (OC) += column sums of dout.
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int IC, int OC);
+// linear_forward for work done again in the backward (an activation that was
+// not kept): counted in petal_recompute_flops, not the model's FLOPs.
+void linear_forward_recompute(float *out, const float *inp, const float *weight,
+                              const float *bias, int N, int IC, int OC);
 // dinp (N, IC) = dout @ weight + beta * dinp (beta 0 overwrites, 1 accumulates).
 void linear_input_backward(float *dinp, const float *dout, const float *weight, int N, int IC,
                            int OC, float beta);
 // Accumulates column sums: dbias (OC) += sum over rows of dout (N, OC).
 void bias_backward(float *dbias, const float *dout, int N, int OC);
-// FLOPs counted by linear_forward/backward since the last reset.
+// Model FLOPs since the last reset: every GEMM the step needs (forward, input
+// and weight gradients that something trains through, attention's products),
+// counted once. Work done again to save memory (attention's S in the backward,
+// dropped activations rebuilt) goes to petal_recompute_flops instead.
 extern double petal_gemm_flops;
+extern double petal_recompute_flops;
 
 // ---- layernorm.c ------------------------------------------------------------
-// out (N, C) = (inp - mean) * rstd * weight + bias; mean, rstd (N) kept for backward.
+// out (N, C) = (inp - mean) * rstd * weight + bias; mean, rstd (N) kept for
+// backward (either may be NULL when nothing is kept).
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, float eps, int N, int C);
+// out = (inp - mean) * rstd * weight + bias from kept statistics: recomputes a
+// forward output the backward needs instead of storing it.
+void layernorm_apply(float *out, const float *inp, const float *mean, const float *rstd,
+                     const float *weight, const float *bias, int N, int C);
 // dinp (N, C) += input gradient (accumulates: the residual stream adds here);
 // dweight, dbias (C) +=.
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -38,20 +70,37 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 
 // ---- gelu.c (exact erf GELU) --------------------------------------------------
 void gelu_forward(float *out, const float *inp, size_t n);
+// inp (N, C) += bias (C) per row, then out = gelu(inp): the bias add of the
+// layer before GELU, fused into the GELU pass.
+void bias_gelu_forward(float *out, float *inp, const float *bias, int N, int C);
 // dinp = dout * gelu'(inp); dinp may alias dout.
 void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+// The same, also recomputing out = gelu(inp) (the forward output is not kept);
+// dinp may alias dout.
+void gelu_backward_recompute(float *dinp, float *out, const float *dout, const float *inp,
+                             size_t n);
 
-// ---- attention.c --------------------------------------------------------------
+// ---- attention.c (flash-style: probabilities recomputed, never kept) ------------
 // Per example b and head h: P = softmax(Q K^T / sqrt(HS)), out = P V, with
-// Q (T, C) rows of stride ldq, K and V (Tk, C) rows of stride ldkv, head h in
-// columns h*HS..h*HS+HS-1. att (B, NH, T, Tk) keeps P; out (B, T, C).
-// Without prefix tokens q = qkv, k = qkv + C, v = qkv + 2C, ldq = ldkv = 3C, Tk = T.
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       int ldq, int ldkv, int B, int T, int Tk, int C, int NH);
-// dq (ldq), dk and dv (ldkv) overwritten; scratch (T, Tk).
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                        const float *q, const float *k, const float *v, const float *att, int ldq,
-                        int ldkv, int B, int T, int Tk, int C, int NH);
+// Q (T, C) rows of stride ldq, K and V (T, C) rows of stride ldkv, head h in
+// columns h*HS..h*HS+HS-1 (q = qkv, k = qkv + C, v = qkv + 2C, ldq = ldkv = 3C).
+// PK prefix keys/values pk, pv (PK, C) (prefix tuning; NULL when PK = 0) join
+// every example's keys: each query attends over Tk = T + PK keys.
+// lse (B, NH, T) keeps each row's log-sum-exp for the backward (NULL: not kept).
+// scratch: nthr * attention_scratch_floats(T, Tk, HS); at most nthr threads run.
+size_t attention_scratch_floats(int T, int Tk, int HS);
+void attention_forward(float *out, float *lse, float *scratch, int nthr, const float *q,
+                       const float *k, const float *v, const float *pk, const float *pv, int ldq,
+                       int ldkv, int PK, int B, int T, int C, int NH);
+// dq (stride ldq), dk and dv (stride ldkv) overwritten; dpk, dpv (B, PK, C)
+// per-example prefix gradients, overwritten (the caller sums over b).
+void attention_backward(float *dq, float *dk, float *dv, float *dpk, float *dpv, float *scratch,
+                        int nthr, const float *dout, const float *q, const float *k,
+                        const float *v, const float *pk, const float *pv, const float *lse,
+                        int ldq, int ldkv, int PK, int B, int T, int C, int NH);
+// Query rows per block; 0 (default) sizes blocks for the L2 cache. Tests set
+// it small to exercise the multi-block path on tiny shapes.
+extern int attention_block_rows;
 
 // ---- lora.c -------------------------------------------------------------------
 // out (N, OC; row stride ldo) += s * (u A^T) B^T; z (N, r) = u A^T kept for backward.
@@ -76,7 +125,8 @@ typedef struct {
 // Activations of one adapter over N = B*T rows.
 typedef struct {
     float *hid, *act;             // bottleneck (N, D) before / after GELU
-    float *nout, *nmean, *nrstd;  // Conformer LayerNorm (N, C), (N), (N)
+    float *nout, *nmean, *nrstd;  // Conformer LayerNorm (N, C) (forward scratch: the backward
+                                  // rebuilds it from u), (N), (N)
     float *p;                     // (N, 2D) before the GLU
     float *g;                     // (N, D) GLU output
     float *c;                     // (N, D) depthwise conv output
@@ -108,7 +158,8 @@ typedef struct {
 typedef struct {
     adapter_acts ex[64];  // per expert: hid, act over its rows
     float *probs;         // dense (N, E) router probabilities
-    float *y;             // dense (E, N, C) expert outputs; soft (E, B, S, C) slot outputs
+    float *y;             // dense (N, C) one expert's output (forward scratch: the backward
+                          // rebuilds each); soft (E, B, S, C) slot outputs
     float *xs;            // soft (E, B, S, C) slot inputs
     float *dp, *cb;       // soft (B, T, E*S) dispatch (softmax over T) and combine weights
 } moa_acts;

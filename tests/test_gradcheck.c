@@ -90,26 +90,80 @@ static void check_gelu(void) {
 }
 
 // ---- attention ----------------------------------------------------------------------
-typedef struct { float *out, *att, *qkv, *r; int B, T, C, NH; } att_ctx;
+// Flash-style: the forward keeps only the row log-sum-exp and the backward
+// recomputes the probabilities. Checked with and without prefix keys/values,
+// with one query block and with several (attention_block_rows forced small).
+typedef struct { float *out, *lse, *qkv, *pk, *pv, *r, *scratch; int B, T, C, NH, PK; } att_ctx;
 static double att_obj(void *p) {
     att_ctx *c = p;
     int C3 = 3 * c->C;
-    attention_forward(c->out, c->att, c->qkv, c->qkv + c->C, c->qkv + 2 * c->C, C3, C3, c->B, c->T,
-                      c->T, c->C, c->NH);
+    attention_forward(c->out, c->lse, c->scratch, 1, c->qkv, c->qkv + c->C, c->qkv + 2 * c->C,
+                      c->pk, c->pv, C3, C3, c->PK, c->B, c->T, c->C, c->NH);
     return dot(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
-static void check_attention(void) {
-    int B = 2, T = 5, C = 8, NH = 2;
-    att_ctx c = {petal_falloc(B * T * C), petal_falloc(B * NH * T * T),
-                 petal_falloc(B * T * 3 * C), petal_falloc(B * T * C), B, T, C, NH};
+static void check_attention_case(int PK, int block_rows, int T, int C) {
+    int B = 2, NH = 2;
+    attention_block_rows = block_rows;
+    att_ctx c = {petal_falloc(B * T * C), petal_falloc(B * NH * T), petal_falloc(B * T * 3 * C),
+                 PK ? petal_falloc(PK * C) : NULL, PK ? petal_falloc(PK * C) : NULL,
+                 petal_falloc(B * T * C), petal_falloc(attention_scratch_floats(T, T + PK, C / NH)),
+                 B, T, C, NH, PK};
     fill(c.qkv, B * T * 3 * C, 1), fill(c.r, B * T * C, 1);
+    if (PK) fill(c.pk, PK * C, 1), fill(c.pv, PK * C, 1);
     att_obj(&c);
-    float *dqkv = petal_falloc(B * T * 3 * C), *scratch = petal_falloc(T * T);
-    attention_backward(dqkv, dqkv + C, dqkv + 2 * C, scratch, c.r, c.qkv, c.qkv + C, c.qkv + 2 * C,
-                       c.att, 3 * C, 3 * C, B, T, T, C, NH);
+    // The kept statistics are the log-sum-exp of each row of scaled scores.
+    double worst = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int i = 0; i < T; i++) {
+                int HS = C / NH;
+                double mx = -1e300, s[64];
+                PETAL_ASSERT(T + PK <= 64);
+                for (int j = 0; j < T + PK; j++) {
+                    const float *kr = j < T ? c.qkv + ((size_t)b * T + j) * 3 * C + C
+                                            : c.pk + (size_t)(j - T) * C;
+                    double d = 0;
+                    for (int e = 0; e < HS; e++)
+                        d += (double)c.qkv[((size_t)b * T + i) * 3 * C + h * HS + e] * kr[h * HS + e];
+                    s[j] = d / sqrt((double)HS);
+                    mx = fmax(mx, s[j]);
+                }
+                double z = 0;
+                for (int j = 0; j < T + PK; j++) z += exp(s[j] - mx);
+                worst = fmax(worst, fabs(c.lse[((size_t)b * NH + h) * T + i] - (mx + log(z))));
+            }
+    CHECK(worst < 1e-5, "attention T %d HS %d PK %d blocks of %d: row log-sum-exp (max err %g)",
+          T, C / NH, PK, block_rows, worst);
+    float *dqkv = petal_falloc(B * T * 3 * C);
+    float *dpk = PK ? petal_falloc(B * PK * C) : NULL, *dpv = PK ? petal_falloc(B * PK * C) : NULL;
+    attention_backward(dqkv, dqkv + C, dqkv + 2 * C, dpk, dpv, c.scratch, 1, c.r, c.qkv, c.qkv + C,
+                       c.qkv + 2 * C, c.pk, c.pv, c.lse, 3 * C, 3 * C, PK, B, T, C, NH);
     CHECK(fd_relerr(att_obj, &c, c.qkv, dqkv, B * T * 3 * C, 1e-2f, 1000) < TOL,
-          "attention dqkv");
-    free(c.out), free(c.att), free(c.qkv), free(c.r), free(dqkv), free(scratch);
+          "attention T %d HS %d PK %d blocks of %d: dqkv", T, C / NH, PK, block_rows);
+    if (PK) {
+        // per-example prefix gradients, summed over the batch
+        for (int i = 0; i < PK * C; i++)
+            for (int b = 1; b < B; b++) dpk[i] += dpk[b * PK * C + i], dpv[i] += dpv[b * PK * C + i];
+        CHECK(fd_relerr(att_obj, &c, c.pk, dpk, PK * C, 1e-2f, 1000) < TOL,
+              "attention T %d HS %d PK %d blocks of %d: dprefix_k", T, C / NH, PK, block_rows);
+        CHECK(fd_relerr(att_obj, &c, c.pv, dpv, PK * C, 1e-2f, 1000) < TOL,
+              "attention T %d HS %d PK %d blocks of %d: dprefix_v", T, C / NH, PK, block_rows);
+    }
+    attention_block_rows = 0;
+    free(c.out), free(c.lse), free(c.qkv), free(c.pk), free(c.pv), free(c.r), free(c.scratch),
+        free(dqkv), free(dpk), free(dpv);
+}
+static void check_attention(void) {
+    // HS 4: the cblas path; HS 16 and 64: the AVX-512 kernels where built, with
+    // 19 + 3 keys crossing a 16-row transpose block and a 6-row tile.
+    check_attention_case(0, 0, 7, 8);
+    check_attention_case(0, 3, 7, 8);  // blocks of 3, 3, 1 query rows
+    check_attention_case(3, 0, 7, 8);
+    check_attention_case(3, 2, 7, 8);
+    check_attention_case(0, 0, 19, 32);
+    check_attention_case(3, 7, 19, 32);
+    check_attention_case(0, 0, 19, 128);
+    check_attention_case(3, 5, 19, 128);
 }
 
 // ---- patch embedding ------------------------------------------------------------------
@@ -253,6 +307,65 @@ static void check_model(void) {
     free(fb);
 }
 
+// ---- what a forward keeps ------------------------------------------------------------------
+// ast_infer keeps nothing yet gives ast_forward's logits bit for bit; linear
+// probing keeps no layer at all; the backward refuses to run after a forward
+// that kept nothing (m.kept), and a training forward after ast_infer still
+// gives the gradients of a fresh model.
+static void check_keep(void) {
+    ast_config cfg = {.C = 16, .L = 2, .NH = 2, .MLP = 32, .F = 20, .frames = 26, .patch = 16,
+                      .fstride = 4, .tstride = 10, .K = 3, .pool = POOL_ALL, .ln_eps = 1e-12f};
+    int B = 2, labels[2] = {1, 2};
+    petal_err err;
+    float *fb = petal_falloc((size_t)B * cfg.frames * cfg.F);
+    fill(fb, (size_t)B * cfg.frames * cfg.F, 1);
+    const char *methods[] = {"full", "linear", "bitfit", "lora", "adapter_houlsby",
+                             "conformer", "prefix", "prompt_deep", "dense_moa", "soft_moa"};
+    const char *sets[][2] = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}, {"lora.rank", "2"},
+                             {"adapter.dim", "4"}, {"adapter.kernel", "3"}, {"prefix.tokens", "4"},
+                             {"prompt.tokens", "3"}, {"moa.dim", "3"}, {"moa.dim", "3"}};
+    size_t kept_full = 0;
+    for (int k = 0; k < (int)(sizeof methods / sizeof methods[0]); k++) {
+        ast_method meth;
+        ast_model m, fresh;
+        CHECK(ast_method_parse(&meth, methods[k], &err) == PETAL_OK, "parse %s", methods[k]);
+        if (sets[k][0]) ast_method_set(&meth, sets[k][0], sets[k][1], &err);
+        if (meth.adapter.block == BLOCK_CONFORMER) ast_method_set(&meth, "adapter.dim", "4", &err);
+        PETAL_ASSERT(ast_model_init(&m, &cfg, &meth, B, &err) == PETAL_OK);
+        PETAL_ASSERT(ast_model_init(&fresh, &cfg, &meth, B, &err) == PETAL_OK);
+        petal_rng_seed(&rng, 11);
+        fill(m.params.data, m.params.ndata, 0.3f);
+        for (int i = 0; i < m.params.nrows; i++)  // BatchNorm running variance stays positive
+            if (strstr(m.params.rows[i].name, "running_var"))
+                for (size_t j = 0; j < m.params.rows[i].n; j++) param_data(&m.params, i)[j] = 1.0f;
+        memcpy(fresh.params.data, m.params.data, m.params.ndata * sizeof(float));
+        float logits[6];
+        double l1 = ast_forward(&m, fb, labels, B, NULL);
+        memcpy(logits, m.a.logits, sizeof logits);
+        CHECK(m.kept, "%s: a training forward keeps activations", methods[k]);
+        double l2 = ast_infer(&m, fb, labels, B, NULL);
+        CHECK(!memcmp(logits, m.a.logits, sizeof logits) && l1 == l2,
+              "%s: ast_infer gives ast_forward's logits bit for bit", methods[k]);
+        CHECK(!m.kept, "%s: ast_infer keeps nothing", methods[k]);
+        ast_forward(&m, fb, labels, B, NULL);
+        ast_backward(&m, labels, B);
+        ast_forward(&fresh, fb, labels, B, NULL);
+        ast_backward(&fresh, labels, B);
+        CHECK(!memcmp(m.params.grad, fresh.params.grad, m.params.ngrad * sizeof(float)),
+              "%s: gradients after an ast_infer equal a fresh model's", methods[k]);
+        if (k == 0) kept_full = m.kept_floats;
+        if (k == 1)
+            CHECK(m.kept_floats == 0, "linear probing keeps no encoder activation (%zu floats)",
+                  m.kept_floats);
+        if (k == 2 || k == 3)  // frozen o projection: no attention output kept
+            CHECK(m.kept_floats < kept_full, "%s keeps less than full fine-tuning (%zu vs %zu)",
+                  methods[k], m.kept_floats, kept_full);
+        ast_model_free(&m);
+        ast_model_free(&fresh);
+    }
+    free(fb);
+}
+
 int main(void) {
     petal_rng_seed(&rng, 1234);
     check_linear();
@@ -262,5 +375,6 @@ int main(void) {
     check_embed();
     check_pool_loss();
     check_model();
+    check_keep();
     return check_done("gradcheck");
 }
