@@ -39,10 +39,54 @@ int trainer_init(trainer *t, const ast_config *cfg, const ast_method *meth,
     size_t ex = (size_t)cfg->frames * cfg->F;
     t->xb = petal_falloc((size_t)tc->batch * ex);
     t->yb = petal_malloc(sizeof(int) * (size_t)tc->batch);
+    size_t n = (size_t)train->n + (t->valid ? (size_t)t->valid->n : 0) + (size_t)test->n;
+    t->fast = t->m.bw_floor >= 2 * cfg->L && !tc->aug &&
+              n * t->m.T * cfg->C * sizeof(float) <= TRAINER_FAST_BYTES;
+    t->eb = petal_falloc((size_t)tc->batch * t->m.T * cfg->C);
     return PETAL_OK;
 }
 
+// The three sets' encoder outputs, made once (the frozen encoder never changes).
+static const feature_set *trainer_set(const trainer *t, int s) {
+    return s == 0 ? t->train : s == 1 ? t->valid : t->test;
+}
+
+static void make_encodings(trainer *t) {
+    size_t ex = (size_t)t->m.cfg.frames * t->m.cfg.F, row = (size_t)t->m.T * t->m.cfg.C;
+    for (int s = 0; s < 3; s++) {
+        const feature_set *d = trainer_set(t, s);
+        if (t->enc[s] || !d) continue;
+        t->enc[s] = petal_falloc((size_t)(d->n ? d->n : 1) * row);
+        for (int i = 0; i < d->n; i += t->m.Bm) {
+            int B = d->n - i < t->m.Bm ? d->n - i : t->m.Bm;
+            ast_encode(&t->m, t->enc[s] + (size_t)i * row, d->x + (size_t)i * ex, B);
+        }
+    }
+}
+
+// evaluate() on set s, from its encoder outputs when on the fast path.
+static void trainer_eval(epoch_stats *out, trainer *t, int s) {
+    const feature_set *d = trainer_set(t, s);
+    if (!t->fast) {
+        evaluate(out, &t->m, d);
+        return;
+    }
+    double t0 = petal_now(), loss_sum = 0.0;
+    size_t row = (size_t)t->m.T * t->m.cfg.C;
+    long right = 0;
+    for (int i = 0; i < d->n; i += t->m.Bm) {
+        int B = d->n - i < t->m.Bm ? d->n - i : t->m.Bm, correct = 0;
+        loss_sum += ast_forward_encoded(&t->m, t->enc[s] + (size_t)i * row, d->y + i, B, &correct) * B;
+        right += correct;
+    }
+    out->loss = d->n ? loss_sum / d->n : 0.0;
+    out->acc = d->n ? (double)right / d->n : 0.0;
+    out->seconds = petal_now() - t0;
+}
+
 void trainer_free(trainer *t) {
+    for (int s = 0; s < 3; s++) free(t->enc[s]);
+    free(t->eb);
     adamw_free(&t->opt);
     ast_model_free(&t->m);
     free(t->order), free(t->best), free(t->hist), free(t->xb), free(t->yb);
@@ -60,14 +104,21 @@ static int train_step(trainer *t, petal_err *err) {
     const ast_config *c = &t->m.cfg;
     size_t ex = (size_t)c->frames * c->F;
     int n = t->train->n, B = n - t->pos < t->tc.batch ? n - t->pos : t->tc.batch, correct = 0;
+    size_t row = (size_t)t->m.T * c->C;
+    float *enc = t->fast ? t->eb : NULL;
     for (int b = 0; b < B; b++) {
         int i = t->order[t->pos + b];
-        memcpy(t->xb + b * ex, t->train->x + (size_t)i * ex, ex * sizeof(float));
         t->yb[b] = t->train->y[i];
+        if (enc) {
+            memcpy(enc + b * row, t->enc[0] + (size_t)i * row, row * sizeof(float));
+            continue;
+        }
+        memcpy(t->xb + b * ex, t->train->x + (size_t)i * ex, ex * sizeof(float));
         if (t->tc.aug) specaug_apply(t->xb + b * ex, &t->rng, t->tc.aug, c->frames, c->F);
     }
     t->m.training = 1;
-    double loss = ast_forward(&t->m, t->xb, t->yb, B, &correct);
+    double loss = enc ? ast_forward_encoded(&t->m, enc, t->yb, B, &correct)
+                      : ast_forward(&t->m, t->xb, t->yb, B, &correct);
     if (!isfinite(loss))
         return petal_fail(err, PETAL_EFAIL, "loss is %g at epoch %d, step %ld", loss,
                           t->epoch + 1, t->step);
@@ -109,6 +160,7 @@ int trainer_run(trainer *t, const char *ckpt, const char *config_text, FILE *his
                 petal_err *err) {
     while (t->epoch < t->tc.epochs) {
         double t0 = petal_now();
+        if (t->fast) make_encodings(t);  // counted in the first epoch's time
         while (t->pos < t->train->n) {
             int st = train_step(t, err);
             if (st) return st;
@@ -121,7 +173,7 @@ int trainer_run(trainer *t, const char *ckpt, const char *config_text, FILE *his
         // Epoch end: validate, keep the best copy, record, start the next order.
         epoch_record *h = &t->hist[t->epoch];
         epoch_stats va = {0};
-        if (t->valid) evaluate(&va, &t->m, t->valid);
+        if (t->valid) trainer_eval(&va, t, 1);
         long steps_per_epoch = (t->train->n + t->tc.batch - 1) / t->tc.batch;
         *h = (epoch_record){.train_loss = t->loss_sum / t->train->n,
                             .train_acc = (double)t->right / t->train->n,
@@ -152,7 +204,7 @@ int trainer_run(trainer *t, const char *ckpt, const char *config_text, FILE *his
             param_pack(live, &t->m.params, PARAM_STATE);
             param_unpack(&t->m.params, t->best, PARAM_STATE);
             epoch_stats te;
-            evaluate(&te, &t->m, t->test);
+            trainer_eval(&te, t, 2);
             param_unpack(&t->m.params, live, PARAM_STATE);
             free(live);
             t->test_acc = te.acc;
@@ -166,7 +218,8 @@ int trainer_run(trainer *t, const char *ckpt, const char *config_text, FILE *his
     if (!t->done) {  // zero epochs
         t->done = 1;
         epoch_stats te;
-        evaluate(&te, &t->m, t->test);
+        if (t->fast) make_encodings(t);
+        trainer_eval(&te, t, 2);
         t->test_acc = te.acc;
         t->test_loss = te.loss;
     }

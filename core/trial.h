@@ -53,7 +53,19 @@ typedef struct {
     float *xb;          // (Bm, frames, F) batch buffer
     int *yb;            // (Bm)
     char *const *labels;  // (K) class names saved with the checkpoint, or NULL (not owned)
+    // Linear-probe fast path: when nothing below the final LayerNorm trains and
+    // no augmentation touches the input, every example's encoder output is
+    // computed once (the first time it is needed) and later steps run only the
+    // final LayerNorm and head. The same trial up to float rounding: the
+    // encoder's GEMMs see the examples in other batches (BLAS results depend
+    // on a matrix's row count), so last bits differ; resumes stay bit-exact.
+    int fast;           // in use (decided by trainer_init; a caller may clear it)
+    float *enc[3];      // (n, T, C) encoder outputs of train, valid, test; NULL until made
+    float *eb;          // (Bm, T, C) a batch of them
 } trainer;
+
+// Encoder outputs kept for the fast path are capped at this many bytes.
+#define TRAINER_FAST_BYTES ((size_t)4 << 30)
 
 // Builds the model (random init from tc->seed, then the backbone's rows from
 // `backbone` when non-NULL), the optimizer and the first epoch's order.

@@ -261,6 +261,50 @@ static void check_resume(void) {
     free_set(&tr), free_set(&va), free_set(&te);
 }
 
+// The linear-probe fast path (encoder outputs computed once) gives the same
+// trial as running the whole model every step, up to float rounding (the
+// encoder's GEMMs see other batch compositions).
+static void check_fast_path(void) {
+    ast_config c = tiny();
+    feature_set tr, va, te;
+    make_set(&tr, &c, 36, 1), make_set(&va, &c, 16, 2), make_set(&te, &c, 16, 3);
+    ast_method meth;
+    petal_err err;
+    ast_method_parse(&meth, "linear", &err);
+    trial_config tc = {.epochs = 3, .batch = 8, .seed = 2, .opt = adamw_defaults(1e-2f)};
+    trainer f, s;
+    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    PETAL_ASSERT(trainer_init(&s, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    CHECK(f.fast, "linear probing takes the fast path");
+    s.fast = 0;
+    CHECK(trainer_run(&f, NULL, NULL, NULL, &err) == PETAL_OK, "%s", err.msg);
+    CHECK(trainer_run(&s, NULL, NULL, NULL, &err) == PETAL_OK, "%s", err.msg);
+    CHECK(f.enc[0] != NULL && s.enc[0] == NULL, "encodings made on the fast path only");
+    double num = 0, den = 0;
+    for (size_t i = 0; i < f.m.params.ndata; i++) {
+        double d = f.m.params.data[i] - s.m.params.data[i];
+        num += d * d;
+        den += (double)s.m.params.data[i] * s.m.params.data[i];
+    }
+    CHECK(sqrt(num / den) < 1e-5, "fast path: the same weights (rel %.3g)", sqrt(num / den));
+    CHECK(fabs(f.test_acc - s.test_acc) <= 1.0 / te.n && fabs(f.hist[2].train_loss -
+          s.hist[2].train_loss) < 1e-4, "fast path: the same metrics (%.4f vs %.4f)", f.test_acc,
+          s.test_acc);
+    trainer_free(&f);
+    trainer_free(&s);
+    ast_method_parse(&meth, "lora", &err);
+    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    CHECK(!f.fast, "LoRA trains inside the encoder: no fast path");
+    trainer_free(&f);
+    specaug_config aug = specaug_config_ast();
+    tc.aug = &aug;
+    ast_method_parse(&meth, "linear", &err);
+    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    CHECK(!f.fast, "SpecAugment changes the inputs every epoch: no fast path");
+    trainer_free(&f);
+    free_set(&tr), free_set(&va), free_set(&te);
+}
+
 int main(void) {
     check_determinism_and_learning();
     check_frozen("linear");
@@ -269,5 +313,6 @@ int main(void) {
     check_schedule();
     check_trial();
     check_resume();
+    check_fast_path();
     return check_done("train");
 }
