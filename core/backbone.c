@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/h5.h"
 #include "core/json.h"
 #include "core/safetensors.h"
 
@@ -38,63 +39,13 @@ static param_table view_rows(const param_table *t, int with_head, int skip_pos) 
 
 // ---- HDF5 attributes ---------------------------------------------------------------
 
-static int put_attr(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *v) {
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = s < 0 ? -1 : H5Acreate2(obj, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = a >= 0 && H5Awrite(a, mem_type, v) >= 0;
-    if (a >= 0) H5Aclose(a);
-    if (s >= 0) H5Sclose(s);
-    return ok ? 0 : -1;
-}
-
-static int put_int(hid_t obj, const char *name, int v) {
-    return put_attr(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, &v);
-}
-
-static int put_str(hid_t obj, const char *name, const char *v) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    if (t < 0) return -1;
-    H5Tset_size(t, strlen(v) ? strlen(v) : 1);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    int st = put_attr(obj, name, t, t, v);
-    H5Tclose(t);
-    return st;
-}
-
-// Reads a numeric attribute converted to mem_type; -1 if absent or unreadable.
-static int get_attr(hid_t obj, const char *name, hid_t mem_type, void *v) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    int ok = a >= 0 && H5Aread(a, mem_type, v) >= 0;
-    if (a >= 0) H5Aclose(a);
-    return ok ? 0 : -1;
-}
-
-// Fixed-length or variable-length string attribute into out (n bytes).
+// A string attribute into out (n bytes); -1 if absent or unreadable.
 static int get_str_attr(hid_t obj, const char *name, char *out, size_t n) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
-    int ok = t >= 0 && H5Tget_class(t) == H5T_STRING;
-    if (ok && H5Tis_variable_str(t) > 0) {
-        char *s = NULL;
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        H5Tset_cset(mt, H5Tget_cset(t));
-        ok = H5Aread(a, mt, &s) >= 0 && s;
-        if (ok) snprintf(out, n, "%s", s);
-        free(s);  // HDF5 allocates vlen strings with malloc by default
-        H5Tclose(mt);
-    } else if (ok) {
-        size_t len = H5Tget_size(t);
-        char *buf = petal_calloc(len + 1, 1);
-        ok = H5Aread(a, t, buf) >= 0;
-        if (ok) snprintf(out, n, "%s", buf);
-        free(buf);
-    }
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
-    return ok ? 0 : -1;
+    char *s = h5_get_str(obj, name);
+    if (!s) return -1;
+    snprintf(out, n, "%s", s);
+    free(s);
+    return 0;
 }
 
 // ---- save --------------------------------------------------------------------------
@@ -138,13 +89,13 @@ int backbone_save(const char *path, const ast_model *m, int with_head, char *con
                 {"MLP", c->MLP},   {"F", c->F},         {"frames", c->frames},
                 {"patch", c->patch}, {"fstride", c->fstride}, {"tstride", c->tstride}};
     int bad = 0;
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) bad |= put_int(f, ints[i].name, ints[i].v);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) bad |= h5_put_int(f, ints[i].name, ints[i].v);
     double eps = c->ln_eps;
-    bad |= put_attr(f, "ln_eps", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &eps);
+    bad |= h5_put_attr(f, "ln_eps", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &eps);
     if (with_head) {
-        bad |= put_int(f, "K", c->K);
-        bad |= put_int(f, "head_ln", c->head_ln);
-        bad |= put_str(f, "pool", ast_pool_name(c->pool));
+        bad |= h5_put_int(f, "K", c->K);
+        bad |= h5_put_int(f, "head_ln", c->head_ln);
+        bad |= h5_put_str(f, "pool", ast_pool_name(c->pool));
         if (labels) bad |= put_labels(f, labels, c->K);
     }
     if (bad) st = petal_fail(err, PETAL_EFAIL, "%s: cannot write the configuration", tmp);
@@ -240,12 +191,12 @@ int backbone_read_config(ast_config *cfg, char ***labels, const char *path, peta
                 {"MLP", &cfg->MLP},   {"F", &cfg->F},           {"frames", &cfg->frames},
                 {"patch", &cfg->patch}, {"fstride", &cfg->fstride}, {"tstride", &cfg->tstride}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0] && !st; i++)
-        if (get_attr(f, ints[i].name, H5T_NATIVE_INT, ints[i].v) < 0)
+        if (h5_get_attr(f, ints[i].name, H5T_NATIVE_INT, ints[i].v) < 0)
             st = petal_fail(err, PETAL_EINPUT,
                             "%s: not a petal backbone file (integer attribute %s missing)", path,
                             ints[i].name);
     double eps = 0;
-    if (!st && get_attr(f, "ln_eps", H5T_NATIVE_DOUBLE, &eps) < 0)
+    if (!st && h5_get_attr(f, "ln_eps", H5T_NATIVE_DOUBLE, &eps) < 0)
         st = petal_fail(err, PETAL_EINPUT, "%s: not a petal backbone file (attribute ln_eps missing)",
                         path);
     cfg->ln_eps = (float)eps;
@@ -253,9 +204,9 @@ int backbone_read_config(ast_config *cfg, char ***labels, const char *path, peta
     int has_k = !st && H5Aexists(f, "K") > 0;
     if (has_k) {
         char pool[32] = "cls_dist";
-        if (get_attr(f, "K", H5T_NATIVE_INT, &cfg->K) < 0 || cfg->K < 2)
+        if (h5_get_attr(f, "K", H5T_NATIVE_INT, &cfg->K) < 0 || cfg->K < 2)
             st = petal_fail(err, PETAL_EINPUT, "%s: attribute K must be an integer >= 2", path);
-        else if (H5Aexists(f, "head_ln") > 0 && get_attr(f, "head_ln", H5T_NATIVE_INT, &cfg->head_ln) < 0)
+        else if (H5Aexists(f, "head_ln") > 0 && h5_get_attr(f, "head_ln", H5T_NATIVE_INT, &cfg->head_ln) < 0)
             st = petal_fail(err, PETAL_EINPUT, "%s: cannot read attribute head_ln", path);
         else if (H5Aexists(f, "pool") > 0 && get_str_attr(f, "pool", pool, sizeof pool) < 0)
             st = petal_fail(err, PETAL_EINPUT, "%s: cannot read attribute pool", path);

@@ -14,72 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/h5.h"
 #include "core/trial.h"
 
 #define FORMAT "petal-checkpoint 1"
-
-static int put_attr(hid_t f, const char *name, hid_t type, const void *v) {
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(f, name, type, s, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = a >= 0 && H5Awrite(a, type, v) >= 0;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(s);
-    return ok ? 0 : -1;
-}
-
-static int put_str(hid_t f, const char *name, const char *v) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
-    int r = put_attr(f, name, t, v);
-    H5Tclose(t);
-    return r;
-}
-
-static int put_data(hid_t f, const char *name, hid_t ftype, hid_t mtype, const void *v, int rank,
-                    const hsize_t *dims) {
-    hid_t s = H5Screate_simple(rank, dims, NULL);
-    hid_t d = H5Dcreate2(f, name, ftype, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = d >= 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
-    if (d >= 0) H5Dclose(d);
-    H5Sclose(s);
-    return ok ? 0 : -1;
-}
-
-static int get_attr(hid_t f, const char *name, hid_t type, void *v) {
-    if (H5Aexists(f, name) <= 0) return -1;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    int ok = a >= 0 && H5Aread(a, type, v) >= 0;
-    if (a >= 0) H5Aclose(a);
-    return ok ? 0 : -1;
-}
-
-// Reads a string attribute into a malloc'd buffer (NULL if absent).
-static char *get_str(hid_t f, const char *name) {
-    if (H5Aexists(f, name) <= 0) return NULL;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    hid_t t = H5Aget_type(a);
-    size_t n = H5Tget_size(t);
-    char *v = petal_calloc(n + 1, 1);
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, n);
-    if (H5Aread(a, mt, v) < 0) v[0] = 0;
-    H5Tclose(mt);
-    H5Tclose(t);
-    H5Aclose(a);
-    return v;
-}
-
-// Reads a dataset of exactly n elements.
-static int get_data(hid_t f, const char *name, hid_t mtype, void *v, hsize_t n) {
-    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) return -1;
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    hid_t s = H5Dget_space(d);
-    int ok = H5Sget_simple_extent_npoints(s) == (hssize_t)n &&
-             H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
-    H5Sclose(s);
-    H5Dclose(d);
-    return ok ? 0 : -1;
-}
 
 static int fsync_path(const char *path, int dir) {
     int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
@@ -105,32 +43,32 @@ int trainer_save(const trainer *t, const char *path, const char *config_text, pe
                             "right", "n_train", "n_state"};
         double dv[] = {t->best_acc, t->loss_sum, t->seconds, t->test_acc, t->test_loss};
         const char *dn[] = {"best_acc", "loss_sum", "seconds", "test_acc", "test_loss"};
-        bad |= put_str(f, "format", FORMAT);
-        bad |= put_str(f, "config", config_text ? config_text : "");
+        bad |= h5_put_str(f, "format", FORMAT);
+        bad |= h5_put_str(f, "config", config_text ? config_text : "");
         for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++)
-            bad |= put_attr(f, in[i], H5T_NATIVE_LLONG, &iv[i]);
+            bad |= h5_put_i64(f, in[i], iv[i]);
         for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++)
-            bad |= put_attr(f, dn[i], H5T_NATIVE_DOUBLE, &dv[i]);
+            bad |= h5_put_attr(f, dn[i], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &dv[i]);
         petal_err perr;
         bad |= param_save_h5(&t->m.params, f, "params", PARAM_STATE, &perr) != PETAL_OK;
         hsize_t nb = t->nbest ? t->nbest : 1, ng = t->opt.n ? t->opt.n : 1;
         hsize_t n4 = 4, no = (hsize_t)(t->train->n ? t->train->n : 1);
         hsize_t hd[2] = {(hsize_t)(t->tc.epochs ? t->tc.epochs : 1), 6};
         float zero = 0.0f;
-        bad |= put_data(f, "best", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->nbest ? t->best : &zero, 1, &nb);
-        bad |= put_data(f, "adam_m", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->opt.n ? t->opt.m : &zero, 1, &ng);
-        bad |= put_data(f, "adam_v", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->opt.n ? t->opt.v : &zero, 1, &ng);
-        bad |= put_data(f, "rng", H5T_STD_U64LE, H5T_NATIVE_UINT64, t->rng.s, 1, &n4);
-        bad |= put_data(f, "order", H5T_STD_I32LE, H5T_NATIVE_INT, t->order, 1, &no);
-        bad |= put_data(f, "history", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, t->hist, 2, hd);
+        bad |= h5_put_data(f, "best", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->nbest ? t->best : &zero, 1, &nb);
+        bad |= h5_put_data(f, "adam_m", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->opt.n ? t->opt.m : &zero, 1, &ng);
+        bad |= h5_put_data(f, "adam_v", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->opt.n ? t->opt.v : &zero, 1, &ng);
+        bad |= h5_put_data(f, "rng", H5T_STD_U64LE, H5T_NATIVE_UINT64, t->rng.s, 1, &n4);
+        bad |= h5_put_data(f, "order", H5T_STD_I32LE, H5T_NATIVE_INT, t->order, 1, &no);
+        bad |= h5_put_data(f, "history", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, t->hist, 2, hd);
         long long K = t->m.cfg.K;
-        bad |= put_attr(f, "K", H5T_NATIVE_LLONG, &K);
+        bad |= h5_put_i64(f, "K", K);
         if (t->labels) {  // variable-length UTF-8 strings
             hid_t st = H5Tcopy(H5T_C_S1);
             H5Tset_size(st, H5T_VARIABLE);
             H5Tset_cset(st, H5T_CSET_UTF8);
             hsize_t nk = (hsize_t)K;
-            bad |= put_data(f, "labels", st, st, t->labels, 1, &nk);
+            bad |= h5_put_data(f, "labels", st, st, t->labels, 1, &nk);
             H5Tclose(st);
         }
         bad |= H5Fclose(f) < 0;
@@ -162,8 +100,8 @@ int trainer_load(trainer *t, const char *path, const char *config_text, petal_er
                         path);
         goto out;
     }
-    format = get_str(f, "format");
-    config = get_str(f, "config");
+    format = h5_get_str(f, "format");
+    config = h5_get_str(f, "config");
     if (!format || strcmp(format, FORMAT)) {
         st = petal_fail(err, PETAL_EINPUT, "%s: not a petal checkpoint", path);
         goto out;
@@ -180,8 +118,8 @@ int trainer_load(trainer *t, const char *path, const char *config_text, petal_er
     double dv[5];
     const char *dn[] = {"best_acc", "loss_sum", "seconds", "test_acc", "test_loss"};
     int bad = 0;
-    for (int i = 0; i < 9; i++) bad |= get_attr(f, in[i], H5T_NATIVE_LLONG, &iv[i]);
-    for (int i = 0; i < 5; i++) bad |= get_attr(f, dn[i], H5T_NATIVE_DOUBLE, &dv[i]);
+    for (int i = 0; i < 9; i++) bad |= h5_get_attr(f, in[i], H5T_NATIVE_LLONG, &iv[i]);
+    for (int i = 0; i < 5; i++) bad |= h5_get_attr(f, dn[i], H5T_NATIVE_DOUBLE, &dv[i]);
     if (bad || iv[7] != t->train->n || iv[8] != (long long)t->nbest || iv[0] > t->tc.epochs ||
         iv[1] > t->train->n) {
         st = petal_fail(err, PETAL_EINPUT, "%s: checkpoint fields missing or do not fit this trial",
@@ -191,12 +129,12 @@ int trainer_load(trainer *t, const char *path, const char *config_text, petal_er
     if ((st = param_load_h5(&t->m.params, path, "params", PARAM_STATE, err))) goto out;
     hsize_t hn = (hsize_t)(t->tc.epochs ? t->tc.epochs : 1) * 6;
     float zero;
-    bad |= get_data(f, "best", H5T_NATIVE_FLOAT, t->nbest ? t->best : &zero, t->nbest ? t->nbest : 1);
-    bad |= get_data(f, "adam_m", H5T_NATIVE_FLOAT, t->opt.n ? t->opt.m : &zero, t->opt.n ? t->opt.n : 1);
-    bad |= get_data(f, "adam_v", H5T_NATIVE_FLOAT, t->opt.n ? t->opt.v : &zero, t->opt.n ? t->opt.n : 1);
-    bad |= get_data(f, "rng", H5T_NATIVE_UINT64, t->rng.s, 4);
-    bad |= get_data(f, "order", H5T_NATIVE_INT, t->order, (hsize_t)(t->train->n ? t->train->n : 1));
-    bad |= get_data(f, "history", H5T_NATIVE_DOUBLE, t->hist, hn);
+    bad |= h5_get_data(f, "best", H5T_NATIVE_FLOAT, t->nbest ? t->best : &zero, t->nbest ? t->nbest : 1);
+    bad |= h5_get_data(f, "adam_m", H5T_NATIVE_FLOAT, t->opt.n ? t->opt.m : &zero, t->opt.n ? t->opt.n : 1);
+    bad |= h5_get_data(f, "adam_v", H5T_NATIVE_FLOAT, t->opt.n ? t->opt.v : &zero, t->opt.n ? t->opt.n : 1);
+    bad |= h5_get_data(f, "rng", H5T_NATIVE_UINT64, t->rng.s, 4);
+    bad |= h5_get_data(f, "order", H5T_NATIVE_INT, t->order, (hsize_t)(t->train->n ? t->train->n : 1));
+    bad |= h5_get_data(f, "history", H5T_NATIVE_DOUBLE, t->hist, hn);
     if (bad) {
         st = petal_fail(err, PETAL_EINPUT, "%s: checkpoint tensors missing or of the wrong size",
                         path);
@@ -224,17 +162,17 @@ int checkpoint_read_meta(char **config_text, int *K, char ***labels, const char 
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     int st = PETAL_OK;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    char *format = f >= 0 ? get_str(f, "format") : NULL;
+    char *format = f >= 0 ? h5_get_str(f, "format") : NULL;
     long long k = 0;
-    if (f < 0 || !format || strcmp(format, FORMAT) || get_attr(f, "K", H5T_NATIVE_LLONG, &k) ||
-        k < 2 || !(*config_text = get_str(f, "config"))) {
+    if (f < 0 || !format || strcmp(format, FORMAT) || h5_get_attr(f, "K", H5T_NATIVE_LLONG, &k) ||
+        k < 2 || !(*config_text = h5_get_str(f, "config"))) {
         st = petal_fail(err, PETAL_EINPUT, "%s: not a petal checkpoint", path);
     } else if (H5Lexists(f, "labels", H5P_DEFAULT) > 0) {
         char **v = petal_calloc((size_t)k, sizeof *v);
         hid_t st_t = H5Tcopy(H5T_C_S1);
         H5Tset_size(st_t, H5T_VARIABLE);
         H5Tset_cset(st_t, H5T_CSET_UTF8);
-        if (get_data(f, "labels", st_t, v, (hsize_t)k)) {
+        if (h5_get_data(f, "labels", st_t, v, (hsize_t)k)) {
             st = petal_fail(err, PETAL_EINPUT, "%s: labels unreadable", path);
             free(v);
         } else {
@@ -259,9 +197,9 @@ int checkpoint_load_best(ast_model *m, const char *path, petal_err *err) {
     float *best = petal_falloc(n ? n : 1);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     long long ns = -1, done = 0;
-    int bad = f < 0 || get_attr(f, "n_state", H5T_NATIVE_LLONG, &ns) || ns != (long long)n ||
-              get_attr(f, "done", H5T_NATIVE_LLONG, &done) ||
-              get_data(f, "best", H5T_NATIVE_FLOAT, best, n ? n : 1);
+    int bad = f < 0 || h5_get_attr(f, "n_state", H5T_NATIVE_LLONG, &ns) || ns != (long long)n ||
+              h5_get_attr(f, "done", H5T_NATIVE_LLONG, &done) ||
+              h5_get_data(f, "best", H5T_NATIVE_FLOAT, best, n ? n : 1);
     if (f >= 0) H5Fclose(f);
     if (!bad) param_unpack(&m->params, best, PARAM_STATE);
     free(best);
