@@ -80,6 +80,7 @@ fixtures: deps
 	@bash tools/deps.sh --torch
 	$(PYTHON) tests/torch_ref.py tests/fixtures
 	$(PYTHON) tests/torchaudio_ref.py tests/fixtures
+	$(PYTHON) tests/hf_ref.py tests/fixtures
 
 clean:
 	rm -rf build petal

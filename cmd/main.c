@@ -1,5 +1,7 @@
 // petal: one binary, git-style subcommands.
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "cmd/cmd.h"
@@ -11,8 +13,10 @@ typedef struct {
 } subcommand;
 
 static const subcommand subcommands[] = {
-    {"train", cmd_train, "run one trial (training loop on a model config)"},
-    {"model", cmd_model, "inspect model configs (parameter counts per method)"},
+    {"train", cmd_train, "run one trial (a method on a dataset fold), with checkpoints"},
+    {"pretrain", cmd_pretrain, "train a backbone on a corpus and write it as a backbone file"},
+    {"model", cmd_model, "model configs (parameter counts), backbone import and init"},
+    {"predict", cmd_predict, "classify audio files with a backbone's classifier"},
     {"bench", cmd_bench, "time one training step configuration (one bench line)"},
     {"data", cmd_data, "audio front end and datasets (fbank, synth corpora)"},
     {"demo", cmd_demo, "the small embedded study that `make demo` runs"},
@@ -27,6 +31,16 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    // OpenMP threads that finish a parallel region should sleep, not spin: when
+    // anything else runs on the node (another rank, a data loader, a test), a
+    // spinning pool stalls every barrier for a scheduler slice (a tiny trial
+    // took 21 s instead of 0.08 s beside one busy process). libgomp reads the
+    // setting at start-up, so set it and start again; an explicit
+    // OMP_WAIT_POLICY in the environment wins.
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv);  // on failure, carry on as we are
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;

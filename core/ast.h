@@ -170,6 +170,13 @@ double ast_forward(ast_model *m, const float *fbank, const int *labels, int B, i
 // The same forward keeping nothing per layer (evaluation, prediction): the
 // same logits, bit for bit. BatchNorm still follows m->training.
 double ast_infer(ast_model *m, const float *fbank, const int *labels, int B, int *correct);
+// Linear-probe fast path: the encoder output (B, T, C) of fbank into enc
+// (nothing kept), and a forward of the final LayerNorm + head from such an
+// output that ast_backward can follow. Only for methods where nothing below the
+// final LayerNorm trains (bw_floor == 2L); same logits and gradients, bit for bit.
+void ast_encode(ast_model *m, float *enc, const float *fbank, int B);
+double ast_forward_encoded(ast_model *m, const float *enc, const int *labels, int B,
+                           int *correct);
 // Gradients of the last forward's loss into params.grad (zeroed first).
 void ast_backward(ast_model *m, const int *labels, int B);
 #endif

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-// Status codes double as process exit codes.
-enum { PETAL_OK = 0, PETAL_EFAIL = 1, PETAL_EINPUT = 2 };
+// Status codes double as process exit codes. PETAL_STOPPED: a trial stopped
+// on request (SIGTERM / SIGUSR1) after writing its checkpoint; a scheduler
+// should requeue it (75 = EX_TEMPFAIL of sysexits.h).
+enum { PETAL_OK = 0, PETAL_EFAIL = 1, PETAL_EINPUT = 2, PETAL_STOPPED = 75 };
 
 // A broken invariant: print where and abort (never for bad user input).
 #define PETAL_ASSERT(cond)                                                      \
@@ -35,6 +37,9 @@ void *petal_malloc(size_t bytes);
 void *petal_calloc(size_t n, size_t size);
 // 64-byte aligned, zeroed; free with free().
 float *petal_falloc(size_t n);
+// Grows array p (capacity *cap elements of elem bytes, doubling from 64) to
+// hold need elements; returns the possibly moved array. Aborts when out of memory.
+void *petal_grow(void *p, size_t *cap, size_t need, size_t elem);
 
 // ---- random numbers ---------------------------------------------------------
 // xoshiro256** seeded through splitmix64: small state that checkpoints can

@@ -6,19 +6,6 @@
 #include <errno.h>
 #include <string.h>
 
-// Grows a pointer array; out of memory is fatal like petal_malloc.
-static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return p;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = realloc(p, c * elem);
-    if (!q) {
-        fprintf(stderr, "petal: out of memory allocating %zu bytes\n", c * elem);
-        abort();
-    }
-    *cap = c;
-    return q;
-}
 
 static int slurp(char **out, size_t *n, const char *path, petal_err *err) {
     FILE *f = fopen(path, "rb");
@@ -26,7 +13,7 @@ static int slurp(char **out, size_t *n, const char *path, petal_err *err) {
     size_t cap = 0, len = 0;
     char *buf = NULL;
     for (;;) {
-        buf = grow(buf, &cap, len + 65536, 1);
+        buf = petal_grow(buf, &cap, len + 65536, 1);
         size_t got = fread(buf + len, 1, cap - len - 1, f);
         len += got;
         if (got == 0) break;
@@ -66,7 +53,7 @@ int csv_read(csv_table *t, const char *path, petal_err *err) {
             continue;
         }
         if (row_fields == 0) {
-            t->lines = grow(t->lines, &lcap, nrow + 1, sizeof *t->lines);
+            t->lines = petal_grow(t->lines, &lcap, nrow + 1, sizeof *t->lines);
             t->lines[nrow] = (int)line;
         }
         size_t start = p, w = p;
@@ -104,13 +91,13 @@ int csv_read(csv_table *t, const char *path, petal_err *err) {
             end = p < n ? s[p] : '\0';
         }
         s[w] = '\0';
-        t->fields = grow(t->fields, &fcap, nf + 1, sizeof *t->fields);
+        t->fields = petal_grow(t->fields, &fcap, nf + 1, sizeof *t->fields);
         t->fields[nf++] = s + start;
         row_fields++;
         if (end == ',') {
             p++;
             if (p >= n) {  // "a,b," at end of file: the last field is empty
-                t->fields = grow(t->fields, &fcap, nf + 1, sizeof *t->fields);
+                t->fields = petal_grow(t->fields, &fcap, nf + 1, sizeof *t->fields);
                 t->fields[nf++] = s + n;
                 row_fields++;
             } else {

@@ -26,18 +26,6 @@ typedef struct {
     size_t baselen;       // strlen(base): rel = path + baselen + 1
 } builder;
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return p;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = realloc(p, c * elem);
-    if (!q) {
-        fprintf(stderr, "petal: out of memory allocating %zu bytes\n", c * elem);
-        abort();
-    }
-    *cap = c;
-    return q;
-}
 
 // Appends the concatenation of parts (NULL-terminated) as one string.
 static size_t bstr(builder *b, const char *a, const char *s1, const char *s2, const char *s3) {
@@ -45,7 +33,7 @@ static size_t bstr(builder *b, const char *a, const char *s1, const char *s2, co
     size_t total = 1;
     for (int i = 0; i < 4; i++)
         if (parts[i]) total += strlen(parts[i]);
-    b->buf = grow(b->buf, &b->cap, b->len + total, 1);
+    b->buf = petal_grow(b->buf, &b->cap, b->len + total, 1);
     size_t off = b->len;
     for (int i = 0; i < 4; i++) {
         if (!parts[i]) continue;
@@ -59,8 +47,8 @@ static size_t bstr(builder *b, const char *a, const char *s1, const char *s2, co
 
 static void badd_item(builder *b, size_t poff, int label, int fold, int split) {
     size_t pcap = b->icap;  // poff grows in step with items
-    b->items = grow(b->items, &b->icap, b->n + 1, sizeof *b->items);
-    b->poff = grow(b->poff, &pcap, b->icap, sizeof *b->poff);
+    b->items = petal_grow(b->items, &b->icap, b->n + 1, sizeof *b->items);
+    b->poff = petal_grow(b->poff, &pcap, b->icap, sizeof *b->poff);
     b->items[b->n] = (dataset_item){.label = label, .fold = fold, .split = split};
     b->poff[b->n] = poff;
     b->n++;
@@ -68,7 +56,7 @@ static void badd_item(builder *b, size_t poff, int label, int fold, int split) {
 
 static void badd_class(builder *b, const char *name) {
     size_t cap = (size_t)b->kcap;
-    b->coff = grow(b->coff, &cap, (size_t)b->K + 1, sizeof *b->coff);
+    b->coff = petal_grow(b->coff, &cap, (size_t)b->K + 1, sizeof *b->coff);
     b->kcap = (int)cap;
     b->coff[b->K++] = bstr(b, name, NULL, NULL, NULL);
 }
@@ -257,7 +245,7 @@ static int list_dir(char ***names, int *n, const char *dir, int want_dirs, int a
             else continue;
         }
         if (want_dirs ? (!isd || nm[0] == '_') : (isd || !has_audio_ext(nm, allow_flac))) continue;
-        v = grow(v, &cap, cnt + 1, sizeof *v);
+        v = petal_grow(v, &cap, cnt + 1, sizeof *v);
         size_t l = strlen(nm) + 1;
         v[cnt] = petal_malloc(l);
         memcpy(v[cnt++], nm, l);
@@ -484,7 +472,7 @@ static int load_fsc(dataset *ds, builder *b, petal_err *err) {
                 break;
             }
             badd_item(b, off, -1, 0, s);
-            ioff = grow(ioff, &icap, b->n, sizeof *ioff);
+            ioff = petal_grow(ioff, &icap, b->n, sizeof *ioff);
             char intent[1024];
             snprintf(intent, sizeof intent, "%s/%s/%s", a, o, l);
             ioff[b->n - 1] = bstr(b, intent, NULL, NULL, NULL);

@@ -779,13 +779,13 @@ static void pool_range(const ast_model *m, int *t0, int *t1) {
     }
 }
 
+// The encoder: patches, tokens, every layer; returns its output (B, T, C).
 // keep: write the activations ast_backward reads into the kept slabs;
 // otherwise every layer runs in the shared scratch set.
-static double forward(ast_model *m, const float *fbank, const int *labels, int B, int *correct,
-                      int keep) {
+static const float *encoder_forward(ast_model *m, const float *fbank, int B, int keep) {
     const ast_config *c = &m->cfg;
     PETAL_ASSERT(B > 0 && B <= m->Bm);
-    int T = m->T, C = c->C, N = B * T, P = m->NPR, L = c->L;
+    int T = m->T, C = c->C, P = m->NPR, L = c->L;
     ast_acts *a = &m->a;
     ast_layer_acts *la0 = keep && L ? &a->layer[0] : &a->tmp;
     float *enc = keep ? a->enc : a->tmp.x;
@@ -803,6 +803,15 @@ static double forward(ast_model *m, const float *fbank, const int *labels, int B
         float *next = l + 1 < L ? (keep ? a->layer[l + 1].x : a->tmp.x) : enc;
         site_forward(m, la, l, 1, next, la->x2, B);
     }
+    return enc;
+}
+
+// Final LayerNorm, pooling, head and loss on the encoder output enc (B, T, C).
+static double head_forward(ast_model *m, const float *enc, const int *labels, int B,
+                           int *correct) {
+    const ast_config *c = &m->cfg;
+    int T = m->T, C = c->C, N = B * T;
+    ast_acts *a = &m->a;
     layernorm_forward(a->ln, a->meanf, a->rstdf, enc, m->w.lnf_w, m->w.lnf_b, c->ln_eps, N, C);
     int t0, t1;
     pool_range(m, &t0, &t1);
@@ -814,12 +823,34 @@ static double forward(ast_model *m, const float *fbank, const int *labels, int B
         hin = a->hln;
     }
     linear_forward(a->logits, hin, m->w.head_w, m->w.head_b, B, C, c->K);
-    m->kept = keep;
     if (!labels) return 0.0;
     double t = prof_start();
     double loss = crossentropy_forward(a->probs, correct, a->logits, labels, B, c->K);
     prof_stop(PROF_LOSS, t);
     return loss;
+}
+
+static double forward(ast_model *m, const float *fbank, const int *labels, int B, int *correct,
+                      int keep) {
+    const float *enc = encoder_forward(m, fbank, B, keep);
+    m->kept = keep;
+    return head_forward(m, enc, labels, B, correct);
+}
+
+void ast_encode(ast_model *m, float *enc, const float *fbank, int B) {
+    const float *e = encoder_forward(m, fbank, B, 0);
+    m->kept = 0;
+    memcpy(enc, e, (size_t)B * m->T * m->cfg.C * sizeof *enc);
+}
+
+double ast_forward_encoded(ast_model *m, const float *enc, const int *labels, int B,
+                           int *correct) {
+    // Only the final LayerNorm and the head may train: the backward reads the
+    // encoder output from a->enc and stops there.
+    PETAL_ASSERT(B > 0 && B <= m->Bm && m->bw_floor >= 2 * m->cfg.L);
+    memcpy(m->a.enc, enc, (size_t)B * m->T * m->cfg.C * sizeof *enc);
+    m->kept = 1;
+    return head_forward(m, m->a.enc, labels, B, correct);
 }
 
 double ast_forward(ast_model *m, const float *fbank, const int *labels, int B, int *correct) {

@@ -10,15 +10,9 @@ int param_add(param_table *t, const char *name, int slot, int trainable, int ndi
     PETAL_ASSERT(t->data == NULL);  // no rows after allocation
     PETAL_ASSERT(ndim >= 1 && ndim <= PARAM_MAX_DIMS);
     PETAL_ASSERT(strlen(name) < PARAM_NAME_MAX);
-    if (t->nrows == t->cap) {
-        t->cap = t->cap ? 2 * t->cap : 64;
-        param_row *rows = realloc(t->rows, (size_t)t->cap * sizeof *rows);
-        if (!rows) {
-            fprintf(stderr, "petal: out of memory growing the parameter table\n");
-            abort();
-        }
-        t->rows = rows;
-    }
+    size_t cap = (size_t)t->cap;
+    t->rows = petal_grow(t->rows, &cap, (size_t)t->nrows + 1, sizeof *t->rows);
+    t->cap = (int)cap;
     param_row *r = &t->rows[t->nrows];
     memset(r, 0, sizeof *r);
     strcpy(r->name, name);
@@ -124,7 +118,36 @@ void param_shape_str(char *buf, size_t n, const param_row *r) {
     if (k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, ")");
 }
 
-int param_load_h5(param_table *t, const char *path, const char *group, int backbone_only,
+int param_selected(const param_row *r, int which) {
+    if (which == PARAM_BACKBONE) return r->backbone;
+    if (which == PARAM_STATE) return r->trainable || r->buffer;
+    return 1;
+}
+
+size_t param_count_selected(const param_table *t, int which) {
+    size_t n = 0;
+    for (int i = 0; i < t->nrows; i++)
+        if (param_selected(&t->rows[i], which)) n += t->rows[i].n;
+    return n;
+}
+
+void param_pack(float *buf, const param_table *t, int which) {
+    for (int i = 0; i < t->nrows; i++)
+        if (param_selected(&t->rows[i], which)) {
+            memcpy(buf, param_data(t, i), t->rows[i].n * sizeof *buf);
+            buf += t->rows[i].n;
+        }
+}
+
+void param_unpack(param_table *t, const float *buf, int which) {
+    for (int i = 0; i < t->nrows; i++)
+        if (param_selected(&t->rows[i], which)) {
+            memcpy(param_data(t, i), buf, t->rows[i].n * sizeof *buf);
+            buf += t->rows[i].n;
+        }
+}
+
+int param_load_h5(param_table *t, const char *path, const char *group, int which,
                   petal_err *err) {
     H5E_auto2_t old_fn;
     void *old_data;
@@ -138,7 +161,7 @@ int param_load_h5(param_table *t, const char *path, const char *group, int backb
     }
     for (int i = 0; i < t->nrows && status == PETAL_OK; i++) {
         param_row *r = &t->rows[i];
-        if (backbone_only && !r->backbone) continue;
+        if (!param_selected(r, which)) continue;
         char dname[PARAM_NAME_MAX + 128], want[64], got[64];
         snprintf(dname, sizeof dname, "%s/%s", group, r->name);
         hid_t d = H5Dopen2(f, dname, H5P_DEFAULT);
@@ -193,12 +216,12 @@ static int ensure_groups(hid_t file, const char *path) {
     return 0;
 }
 
-int param_save_h5(const param_table *t, long long file_id, const char *group, int trainable_only,
+int param_save_h5(const param_table *t, long long file_id, const char *group, int which,
                   petal_err *err) {
     hid_t f = (hid_t)file_id;
     for (int i = 0; i < t->nrows; i++) {
         const param_row *r = &t->rows[i];
-        if (trainable_only && !r->trainable) continue;
+        if (!param_selected(r, which)) continue;
         char dname[PARAM_NAME_MAX + 128];
         snprintf(dname, sizeof dname, "%s/%s", group, r->name);
         hsize_t dims[PARAM_MAX_DIMS];

@@ -60,12 +60,22 @@ void param_init(param_table *t, uint64_t seed);
 // Formats "name (a, b, c)" into buf.
 void param_shape_str(char *buf, size_t n, const param_row *r);
 
-// Reads rows from HDF5 datasets `<group>/<name>`, checking shapes: every row,
-// or only the backbone rows (a backbone file has no method tensors).
+// Which rows an operation covers.
+enum {
+    PARAM_ALL,       // every row
+    PARAM_BACKBONE,  // the pretrained backbone's rows (a backbone file has no method tensors)
+    PARAM_STATE,     // what training changes: trainable rows and buffers (a checkpoint)
+};
+int param_selected(const param_row *r, int which);
+// Reads the selected rows from HDF5 datasets `<group>/<name>`, checking shapes.
 // Missing or wrong-shaped tensors fail with the file and tensor named.
-int param_load_h5(param_table *t, const char *path, const char *group, int backbone_only,
+int param_load_h5(param_table *t, const char *path, const char *group, int which,
                   petal_err *err);
-// Writes rows (all, or trainable only) as `<group>/<name>` into an open file.
-int param_save_h5(const param_table *t, long long file_id, const char *group, int trainable_only,
+// Writes the selected rows as `<group>/<name>` into an open file.
+int param_save_h5(const param_table *t, long long file_id, const char *group, int which,
                   petal_err *err);
+// Floats in the selected rows; pack copies them (table order) into / out of buf.
+size_t param_count_selected(const param_table *t, int which);
+void param_pack(float *buf, const param_table *t, int which);
+void param_unpack(param_table *t, const float *buf, int which);
 #endif

@@ -1,9 +1,7 @@
-// One epoch of training and one evaluation pass over an in-memory feature set.
-// The trial runner (config, validation, best model, checkpoints) builds on
-// these; they know nothing of files, MPI or schedulers.
+// In-memory feature sets, evaluation over one, and learnable synthetic
+// features. The trainer (core/trial.h) builds on these.
 #ifndef PETAL_TRAIN_H
 #define PETAL_TRAIN_H
-#include "core/adamw.h"
 #include "core/ast.h"
 
 // n examples of (frames, F) features with integer labels.
@@ -19,12 +17,7 @@ typedef struct {
     double seconds;
 } epoch_stats;
 
-// Shuffles with rng, runs ceil(n / Bm) steps (last batch smaller), the cosine
-// lr per step from *step (advanced) over total_steps. Stops early with
-// PETAL_EFAIL and a message when the loss or a gradient is not finite.
-int train_epoch(epoch_stats *out, ast_model *m, adamw_state *opt, const feature_set *data,
-                petal_rng *rng, long *step, long total_steps, petal_err *err);
-// Forward only, in batches of the model's Bm.
+// Forward only (BatchNorm on running statistics), in batches of the model's Bm.
 void evaluate(epoch_stats *out, ast_model *m, const feature_set *data);
 
 // A learnable synthetic set for smoke runs and benchmarks: class k lifts a band

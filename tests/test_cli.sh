@@ -19,7 +19,7 @@ for c in train model bench demo; do expect_rc 0 ./petal $c --help; done
 expect_rc 2 ./petal train --synthetic --method nope
 grep -q "unknown method 'nope'" /tmp/petal_cli_err && ok || bad "bad method named"
 expect_rc 2 ./petal train --synthetic --epochs -3
-grep -q -- "--epochs expects an integer" /tmp/petal_cli_err && ok || bad "bad epochs named"
+grep -q -- "--epochs: train.epochs expects an integer" /tmp/petal_cli_err && ok || bad "bad epochs named"
 expect_rc 2 ./petal train --synthetic --bogus
 expect_rc 2 ./petal model params --size huge
 grep -q "unknown model size 'huge'" /tmp/petal_cli_err && ok || bad "bad size named"
@@ -29,7 +29,7 @@ expect_rc 0 ./petal train --synthetic --epochs 4 --lr 1e-3 --threads 1
 first=$(sed -n 's/^epoch 1 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
 last=$(sed -n 's/^epoch 4 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
 awk -v f="$first" -v l="$last" 'BEGIN{exit !(l < f)}' && ok || bad "train loss falls ($first -> $last)"
-grep -q "^result method=full" /tmp/petal_cli_out && ok || bad "result line"
+grep -q "^result fold=1 best_epoch=" /tmp/petal_cli_out && ok || bad "result line"
 rm -f /tmp/petal_cli_out /tmp/petal_cli_err
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

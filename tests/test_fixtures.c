@@ -153,7 +153,7 @@ static void check_case(const char *cse, const ast_config *base, const float *fba
     char ppath[128];
     snprintf(ppath, sizeof ppath, "%s/params", cse);
     if (H5Lexists(fx, ppath, H5P_DEFAULT) <= 0) snprintf(ppath, sizeof ppath, "params");
-    CHECK(param_load_h5(&m.params, fixture, ppath, 0, &err) == PETAL_OK, "%s: %s", cse, err.msg);
+    CHECK(param_load_h5(&m.params, fixture, ppath, PARAM_ALL, &err) == PETAL_OK, "%s: %s", cse, err.msg);
 
     // forward
     double *ref;
@@ -199,7 +199,7 @@ static void check_case(const char *cse, const ast_config *base, const float *fba
 
     // trajectory: loss before each of `steps` AdamW + cosine steps, from the
     // stored state again (the forward above moved BatchNorm running statistics)
-    CHECK(param_load_h5(&m.params, fixture, ppath, 0, &err) == PETAL_OK, "%s: %s", cse, err.msg);
+    CHECK(param_load_h5(&m.params, fixture, ppath, PARAM_ALL, &err) == PETAL_OK, "%s: %s", cse, err.msg);
     double *traj;
     snprintf(path, sizeof path, "%s/traj", cse);
     CHECK(read_doubles(&traj, path) == (size_t)steps, "%s: traj length", cse);

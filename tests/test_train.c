@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/trial.h"
+#include <unistd.h>
 #include "tests/check.h"
 
 static ast_config tiny(void) {
@@ -23,50 +24,39 @@ static void make_set(feature_set *s, const ast_config *c, int n, uint64_t seed) 
 
 static void free_set(feature_set *s) { free((void *)s->x), free((void *)s->y); }
 
-// Trains `epochs` epochs from seed-initialised weights; returns the model.
-static void train(ast_model *m, const char *method, const feature_set *data, int epochs,
+// Trains `epochs` epochs from seed-initialised weights (the trainer owns the model).
+static void train(trainer *t, const char *method, const feature_set *data, int epochs,
                   uint64_t seed, double *first_loss, double *last_loss) {
     ast_config c = tiny();
     ast_method meth;
     petal_err err;
     PETAL_ASSERT(ast_method_parse(&meth, method, &err) == PETAL_OK);
-    PETAL_ASSERT(ast_model_init(m, &c, &meth, 8, &err) == PETAL_OK);
-    ast_init_weights(m, seed);
-    adamw_config oc = adamw_defaults(meth.base == METHOD_FULL ? 1e-3f : 5e-3f);
-    adamw_state opt;
-    adamw_init(&opt, &oc, &m->params);
-    CHECK(opt.n == m->params.ngrad, "moments sized like the gradient buffer");
-    petal_rng rng;
-    petal_rng_seed(&rng, seed);
-    long step = 0;
-    for (int e = 0; e < epochs; e++) {
-        epoch_stats st;
-        CHECK(train_epoch(&st, m, &opt, data, &rng, &step, (long)epochs * 6, &err) == PETAL_OK,
-              "epoch: %s", err.msg);
-        if (e == 0) *first_loss = st.loss;
-        *last_loss = st.loss;
-    }
-    adamw_free(&opt);
+    trial_config tc = {.epochs = epochs, .batch = 8, .seed = seed,
+                       .opt = adamw_defaults(meth.base == METHOD_FULL ? 1e-3f : 5e-3f)};
+    PETAL_ASSERT(trainer_init(t, &c, &meth, &tc, data, data, data, NULL, &err) == PETAL_OK);
+    CHECK(t->opt.n == t->m.params.ngrad, "moments sized like the gradient buffer");
+    CHECK(trainer_run(t, NULL, NULL, NULL, &err) == PETAL_OK, "run: %s", err.msg);
+    if (epochs) *first_loss = t->hist[0].train_loss, *last_loss = t->hist[epochs - 1].train_loss;
 }
 
 static void check_determinism_and_learning(void) {
     ast_config c = tiny();
     feature_set d;
     make_set(&d, &c, 48, 11);
-    ast_model a, b;
+    trainer a, b;
     double f1, l1, f2, l2;
     train(&a, "full", &d, 6, 3, &f1, &l1);
     train(&b, "full", &d, 6, 3, &f2, &l2);
-    CHECK(!memcmp(a.params.data, b.params.data, a.params.ndata * sizeof(float)),
+    CHECK(!memcmp(a.m.params.data, b.m.params.data, a.m.params.ndata * sizeof(float)),
           "same seed, bit-identical weights");
     CHECK(f1 == f2 && l1 == l2, "same seed, same losses");
     CHECK(l1 < 0.7 * f1, "loss falls: %.4f -> %.4f", f1, l1);
-    ast_model_free(&b);
+    trainer_free(&b);
     train(&b, "full", &d, 1, 4, &f2, &l2);
-    CHECK(memcmp(a.params.data, b.params.data, a.params.ndata * sizeof(float)),
+    CHECK(memcmp(a.m.params.data, b.m.params.data, a.m.params.ndata * sizeof(float)),
           "another seed, other weights");
-    ast_model_free(&a);
-    ast_model_free(&b);
+    trainer_free(&a);
+    trainer_free(&b);
     free_set(&d);
 }
 
@@ -74,35 +64,35 @@ static void check_frozen(const char *method) {
     ast_config c = tiny();
     feature_set d;
     make_set(&d, &c, 24, 5);
-    ast_model m;
+    trainer t;
     double f, l;
-    train(&m, method, &d, 0, 9, &f, &l);  // the initial weights
-    float *init = petal_falloc(m.params.ndata);
-    memcpy(init, m.params.data, m.params.ndata * sizeof *init);
-    ast_model_free(&m);
-    train(&m, method, &d, 3, 9, &f, &l);
+    train(&t, method, &d, 0, 9, &f, &l);  // the initial weights
+    float *init = petal_falloc(t.m.params.ndata);
+    memcpy(init, t.m.params.data, t.m.params.ndata * sizeof *init);
+    trainer_free(&t);
+    train(&t, method, &d, 3, 9, &f, &l);
+    const param_table *p = &t.m.params;
     size_t expect_grad = 0;
     int frozen_same = 1, trained_moved = 1;
-    for (int i = 0; i < m.params.nrows; i++) {
-        const param_row *r = &m.params.rows[i];
-        int same = !memcmp(param_data(&m.params, i), init + r->offset, r->n * sizeof(float));
+    for (int i = 0; i < p->nrows; i++) {
+        const param_row *r = &p->rows[i];
+        int same = !memcmp(param_data(p, i), init + r->offset, r->n * sizeof(float));
         if (r->trainable) {
             expect_grad += (r->n + 15) / 16 * 16;
             // The key bias gets exactly zero gradient; only weight decay moves it.
             trained_moved &= !same;
-            CHECK(param_grad(&m.params, i) != NULL, "%s: %s has gradient memory", method, r->name);
+            CHECK(param_grad(p, i) != NULL, "%s: %s has gradient memory", method, r->name);
         } else {
             frozen_same &= same;
-            CHECK(param_grad(&m.params, i) == NULL, "%s: frozen %s has no gradient", method,
-                  r->name);
+            CHECK(param_grad(p, i) == NULL, "%s: frozen %s has no gradient", method, r->name);
         }
     }
     CHECK(frozen_same, "%s: frozen tensors bit-identical after training", method);
     CHECK(trained_moved, "%s: every trainable tensor moved", method);
-    CHECK(m.params.ngrad == expect_grad, "%s: gradient memory = trainable rows only (%zu vs %zu)",
-          method, m.params.ngrad, expect_grad);
+    CHECK(p->ngrad == expect_grad, "%s: gradient memory = trainable rows only (%zu vs %zu)",
+          method, p->ngrad, expect_grad);
     free(init);
-    ast_model_free(&m);
+    trainer_free(&t);
     free_set(&d);
 }
 
@@ -173,21 +163,145 @@ static void check_trial(void) {
     CHECK(copy_ok, "tested the best-validation copy");
     CHECK(last_worse > 0, "some trial's last epoch was worse than its best (else the check is void)");
     // Divergence: a NaN weight makes the loss NaN; the trial fails with a reason.
-    ast_model m;
-    PETAL_ASSERT(ast_model_init(&m, &c, &meth, 8, &err) == PETAL_OK);
-    ast_init_weights(&m, 1);
-    m.w.head_w[0] = NAN;
-    adamw_config oc = adamw_defaults(1e-3f);
-    adamw_state opt;
-    adamw_init(&opt, &oc, &m.params);
-    petal_rng rng;
-    petal_rng_seed(&rng, 1);
-    long step = 0;
-    epoch_stats st;
-    int s = train_epoch(&st, &m, &opt, &tr, &rng, &step, 10, &err);
-    CHECK(s == PETAL_EFAIL && strstr(err.msg, "loss is nan"), "divergence reported: %s", err.msg);
-    adamw_free(&opt);
-    ast_model_free(&m);
+    trainer t;
+    PETAL_ASSERT(trainer_init(&t, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    t.m.w.head_w[0] = NAN;
+    int s = trainer_run(&t, NULL, NULL, NULL, &err);
+    CHECK(s == PETAL_EFAIL && strstr(err.msg, "loss is nan") && strstr(err.msg, "epoch 1"),
+          "divergence reported with its epoch: %s", err.msg);
+    trainer_free(&t);
+    free_set(&tr), free_set(&va), free_set(&te);
+}
+
+// Runs a conformer-adapter trial with SpecAugment (so BatchNorm running
+// statistics, the augmentation draws and the shuffles all live in the
+// checkpointed state) to the end, optionally stopping at `stop` steps and
+// resuming from the file, repeatedly. Returns the trainer.
+static void run_with_stops(trainer *t, const long *stops, int nstops, const char *ckpt,
+                           const feature_set *tr, const feature_set *va, const feature_set *te) {
+    ast_config c = tiny();
+    ast_method meth;
+    petal_err err;
+    PETAL_ASSERT(ast_method_parse(&meth, "conformer", &err) == PETAL_OK);
+    PETAL_ASSERT(ast_method_set(&meth, "adapter.kernel", "3", &err) == PETAL_OK);
+    static specaug_config aug = {.freq_mask_max = 8, .time_mask_max = 10, .freq_masks = 1,
+                                 .time_masks = 1};
+    trial_config tc = {.epochs = 4, .batch = 8, .seed = 5, .opt = adamw_defaults(5e-3f),
+                       .aug = &aug};
+    unlink(ckpt);
+    for (int k = 0; k <= nstops; k++) {
+        PETAL_ASSERT(trainer_init(t, &c, &meth, &tc, tr, va, te, NULL, &err) == PETAL_OK);
+        if (k > 0) CHECK(trainer_load(t, ckpt, "trial", &err) == PETAL_OK, "load: %s", err.msg);
+        t->stop_at_step = k < nstops ? stops[k] : -1;
+        int st = trainer_run(t, ckpt, "trial", NULL, &err);
+        CHECK(st == (k < nstops ? PETAL_STOPPED : PETAL_OK), "stop %d: status %d %s", k, st,
+              st == PETAL_EFAIL ? err.msg : "");
+        if (k < nstops) trainer_free(t);
+    }
+}
+
+static int same_history(const trainer *a, const trainer *b) {
+    for (int e = 0; e < a->tc.epochs; e++) {
+        epoch_record x = a->hist[e], y = b->hist[e];
+        x.seconds = y.seconds = 0;  // wall time is the one thing allowed to differ
+        if (memcmp(&x, &y, sizeof x)) return 0;
+    }
+    return 1;
+}
+
+static void check_resume(void) {
+    ast_config c = tiny();
+    feature_set tr, va, te;
+    make_set(&tr, &c, 36, 1), make_set(&va, &c, 16, 2), make_set(&te, &c, 16, 3);
+    char ckpt[] = "/tmp/petal_test_ckpt_XXXXXX";
+    int fd = mkstemp(ckpt);
+    PETAL_ASSERT(fd >= 0);
+    close(fd);
+    trainer ref, t;
+    run_with_stops(&ref, NULL, 0, ckpt, &tr, &va, &te);
+    // 5 steps per epoch (36 / 8): stop inside epoch 1, at the end of epoch 2
+    // (step 10), inside epoch 3, and twice in a row in epoch 4.
+    const long stops[] = {3, 10, 12, 16, 18};
+    run_with_stops(&t, stops, 5, ckpt, &tr, &va, &te);
+    CHECK(!memcmp(ref.m.params.data, t.m.params.data, ref.m.params.ndata * sizeof(float)),
+          "resumed trial ends with bit-identical weights and BatchNorm statistics");
+    CHECK(!memcmp(ref.best, t.best, ref.nbest * sizeof(float)), "and the same best copy");
+    CHECK(!memcmp(ref.opt.m, t.opt.m, ref.opt.n * sizeof(float)) &&
+              !memcmp(ref.opt.v, t.opt.v, ref.opt.n * sizeof(float)), "and optimizer moments");
+    CHECK(ref.test_acc == t.test_acc && ref.best_epoch == t.best_epoch &&
+              ref.best_acc == t.best_acc && ref.test_loss == t.test_loss,
+          "and the same metrics (%.4f vs %.4f)", ref.test_acc, t.test_acc);
+    CHECK(same_history(&ref, &t), "and the same per-epoch history");
+    trainer_free(&t);
+
+    // Bad checkpoints: another configuration, a truncated file, not HDF5.
+    petal_err err;
+    ast_method meth;
+    ast_method_parse(&meth, "conformer", &err);
+    ast_method_set(&meth, "adapter.kernel", "3", &err);
+    trial_config tc = {.epochs = 4, .batch = 8, .seed = 5, .opt = adamw_defaults(5e-3f)};
+    PETAL_ASSERT(trainer_init(&t, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    CHECK(trainer_load(&t, ckpt, "another trial", &err) == PETAL_EINPUT &&
+              strstr(err.msg, "another trial configuration"), "other config: %s", err.msg);
+    FILE *f = fopen(ckpt, "r+b");
+    PETAL_ASSERT(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    PETAL_ASSERT(truncate(ckpt, size / 2) == 0);
+    CHECK(trainer_load(&t, ckpt, "trial", &err) == PETAL_EINPUT && strstr(err.msg, ckpt),
+          "truncated checkpoint: %s", err.msg);
+    f = fopen(ckpt, "wb");
+    fputs("not a checkpoint", f);
+    fclose(f);
+    CHECK(trainer_load(&t, ckpt, "trial", &err) == PETAL_EINPUT, "garbage: %s", err.msg);
+    trainer_free(&t);
+    trainer_free(&ref);
+    unlink(ckpt);
+    free_set(&tr), free_set(&va), free_set(&te);
+}
+
+// The linear-probe fast path (encoder outputs computed once) gives the same
+// trial as running the whole model every step, up to float rounding (the
+// encoder's GEMMs see other batch compositions).
+static void check_fast_path(void) {
+    ast_config c = tiny();
+    feature_set tr, va, te;
+    make_set(&tr, &c, 36, 1), make_set(&va, &c, 16, 2), make_set(&te, &c, 16, 3);
+    ast_method meth;
+    petal_err err;
+    ast_method_parse(&meth, "linear", &err);
+    trial_config tc = {.epochs = 3, .batch = 8, .seed = 2, .opt = adamw_defaults(1e-2f)};
+    trainer f, s;
+    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    PETAL_ASSERT(trainer_init(&s, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    CHECK(f.fast, "linear probing takes the fast path");
+    s.fast = 0;
+    CHECK(trainer_run(&f, NULL, NULL, NULL, &err) == PETAL_OK, "%s", err.msg);
+    CHECK(trainer_run(&s, NULL, NULL, NULL, &err) == PETAL_OK, "%s", err.msg);
+    CHECK(f.enc[0] != NULL && s.enc[0] == NULL, "encodings made on the fast path only");
+    double num = 0, den = 0;
+    for (size_t i = 0; i < f.m.params.ndata; i++) {
+        double d = f.m.params.data[i] - s.m.params.data[i];
+        num += d * d;
+        den += (double)s.m.params.data[i] * s.m.params.data[i];
+    }
+    CHECK(sqrt(num / den) < 1e-5, "fast path: the same weights (rel %.3g)", sqrt(num / den));
+    CHECK(fabs(f.test_acc - s.test_acc) <= 1.0 / te.n && fabs(f.hist[2].train_loss -
+          s.hist[2].train_loss) < 1e-4, "fast path: the same metrics (%.4f vs %.4f)", f.test_acc,
+          s.test_acc);
+    trainer_free(&f);
+    trainer_free(&s);
+    ast_method_parse(&meth, "lora", &err);
+    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    CHECK(!f.fast, "LoRA trains inside the encoder: no fast path");
+    trainer_free(&f);
+    specaug_config aug = specaug_config_ast();
+    tc.aug = &aug;
+    ast_method_parse(&meth, "linear", &err);
+    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    CHECK(!f.fast, "SpecAugment changes the inputs every epoch: no fast path");
+    trainer_free(&f);
     free_set(&tr), free_set(&va), free_set(&te);
 }
 
@@ -198,5 +312,7 @@ int main(void) {
     check_backward_work();
     check_schedule();
     check_trial();
+    check_resume();
+    check_fast_path();
     return check_done("train");
 }

@@ -1,0 +1,213 @@
+// ==== Trainer checkpoints in HDF5 ===================================================
+// Layout: attributes format ("petal-checkpoint 1"), config (the trial's YAML
+// text), epoch, pos, step, adam_step, best_epoch, done, right, n_train,
+// n_state (int64), best_acc, loss_sum, seconds, test_acc, test_loss (double);
+// datasets params/<name> (trainable rows and buffers, by name), best (the
+// best-validation state packed in table order), adam_m, adam_v (the moments),
+// rng (4 uint64), order (n_train int32), history (epochs x 6 double: train
+// loss, train acc, valid loss, valid acc, lr, seconds).
+// A PETL checkpoint holds no backbone tensor: it is kilobytes to megabytes.
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <libgen.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/h5.h"
+#include "core/trial.h"
+
+#define FORMAT "petal-checkpoint 1"
+
+static int fsync_path(const char *path, int dir) {
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+int trainer_save(const trainer *t, const char *path, const char *config_text, petal_err *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    H5E_auto2_t fn;
+    void *fd;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &fd);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    int bad = f < 0;
+    if (!bad) {
+        long long iv[] = {t->epoch, t->pos, t->step, t->opt.step, t->best_epoch, t->done,
+                          t->right, t->train->n, (long long)t->nbest};
+        const char *in[] = {"epoch", "pos", "step", "adam_step", "best_epoch", "done",
+                            "right", "n_train", "n_state"};
+        double dv[] = {t->best_acc, t->loss_sum, t->seconds, t->test_acc, t->test_loss};
+        const char *dn[] = {"best_acc", "loss_sum", "seconds", "test_acc", "test_loss"};
+        bad |= h5_put_str(f, "format", FORMAT);
+        bad |= h5_put_str(f, "config", config_text ? config_text : "");
+        for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++)
+            bad |= h5_put_i64(f, in[i], iv[i]);
+        for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++)
+            bad |= h5_put_attr(f, dn[i], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &dv[i]);
+        petal_err perr;
+        bad |= param_save_h5(&t->m.params, f, "params", PARAM_STATE, &perr) != PETAL_OK;
+        hsize_t nb = t->nbest ? t->nbest : 1, ng = t->opt.n ? t->opt.n : 1;
+        hsize_t n4 = 4, no = (hsize_t)(t->train->n ? t->train->n : 1);
+        hsize_t hd[2] = {(hsize_t)(t->tc.epochs ? t->tc.epochs : 1), 6};
+        float zero = 0.0f;
+        bad |= h5_put_data(f, "best", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->nbest ? t->best : &zero, 1, &nb);
+        bad |= h5_put_data(f, "adam_m", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->opt.n ? t->opt.m : &zero, 1, &ng);
+        bad |= h5_put_data(f, "adam_v", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->opt.n ? t->opt.v : &zero, 1, &ng);
+        bad |= h5_put_data(f, "rng", H5T_STD_U64LE, H5T_NATIVE_UINT64, t->rng.s, 1, &n4);
+        bad |= h5_put_data(f, "order", H5T_STD_I32LE, H5T_NATIVE_INT, t->order, 1, &no);
+        bad |= h5_put_data(f, "history", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, t->hist, 2, hd);
+        long long K = t->m.cfg.K;
+        bad |= h5_put_i64(f, "K", K);
+        if (t->labels) {  // variable-length UTF-8 strings
+            hid_t st = H5Tcopy(H5T_C_S1);
+            H5Tset_size(st, H5T_VARIABLE);
+            H5Tset_cset(st, H5T_CSET_UTF8);
+            hsize_t nk = (hsize_t)K;
+            bad |= h5_put_data(f, "labels", st, st, t->labels, 1, &nk);
+            H5Tclose(st);
+        }
+        bad |= H5Fclose(f) < 0;
+    }
+    H5Eset_auto2(H5E_DEFAULT, fn, fd);
+    // Durable before it replaces the old one: data, then the rename, then the folder.
+    if (bad || fsync_path(tmp, 0) || rename(tmp, path)) {
+        int e = errno;
+        unlink(tmp);
+        return petal_fail(err, PETAL_EFAIL, "%s: cannot write checkpoint%s%s", path,
+                          bad ? "" : ": ", bad ? "" : strerror(e));
+    }
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    fsync_path(dirname(dir), 1);
+    return PETAL_OK;
+}
+
+int trainer_load(trainer *t, const char *path, const char *config_text, petal_err *err) {
+    H5E_auto2_t fn;
+    void *fd;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &fd);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int st = PETAL_OK;
+    char *format = NULL, *config = NULL;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        st = petal_fail(err, PETAL_EINPUT, "%s: not a readable checkpoint (truncated or not HDF5)",
+                        path);
+        goto out;
+    }
+    format = h5_get_str(f, "format");
+    config = h5_get_str(f, "config");
+    if (!format || strcmp(format, FORMAT)) {
+        st = petal_fail(err, PETAL_EINPUT, "%s: not a petal checkpoint", path);
+        goto out;
+    }
+    if (!config || strcmp(config, config_text ? config_text : "")) {
+        st = petal_fail(err, PETAL_EINPUT,
+                        "%s: checkpoint of another trial configuration (delete it or use "
+                        "another output folder)", path);
+        goto out;
+    }
+    long long iv[9];
+    const char *in[] = {"epoch", "pos", "step", "adam_step", "best_epoch", "done",
+                        "right", "n_train", "n_state"};
+    double dv[5];
+    const char *dn[] = {"best_acc", "loss_sum", "seconds", "test_acc", "test_loss"};
+    int bad = 0;
+    for (int i = 0; i < 9; i++) bad |= h5_get_attr(f, in[i], H5T_NATIVE_LLONG, &iv[i]);
+    for (int i = 0; i < 5; i++) bad |= h5_get_attr(f, dn[i], H5T_NATIVE_DOUBLE, &dv[i]);
+    if (bad || iv[7] != t->train->n || iv[8] != (long long)t->nbest || iv[0] > t->tc.epochs ||
+        iv[1] > t->train->n) {
+        st = petal_fail(err, PETAL_EINPUT, "%s: checkpoint fields missing or do not fit this trial",
+                        path);
+        goto out;
+    }
+    if ((st = param_load_h5(&t->m.params, path, "params", PARAM_STATE, err))) goto out;
+    hsize_t hn = (hsize_t)(t->tc.epochs ? t->tc.epochs : 1) * 6;
+    float zero;
+    bad |= h5_get_data(f, "best", H5T_NATIVE_FLOAT, t->nbest ? t->best : &zero, t->nbest ? t->nbest : 1);
+    bad |= h5_get_data(f, "adam_m", H5T_NATIVE_FLOAT, t->opt.n ? t->opt.m : &zero, t->opt.n ? t->opt.n : 1);
+    bad |= h5_get_data(f, "adam_v", H5T_NATIVE_FLOAT, t->opt.n ? t->opt.v : &zero, t->opt.n ? t->opt.n : 1);
+    bad |= h5_get_data(f, "rng", H5T_NATIVE_UINT64, t->rng.s, 4);
+    bad |= h5_get_data(f, "order", H5T_NATIVE_INT, t->order, (hsize_t)(t->train->n ? t->train->n : 1));
+    bad |= h5_get_data(f, "history", H5T_NATIVE_DOUBLE, t->hist, hn);
+    if (bad) {
+        st = petal_fail(err, PETAL_EINPUT, "%s: checkpoint tensors missing or of the wrong size",
+                        path);
+        goto out;
+    }
+    t->epoch = (int)iv[0], t->pos = (int)iv[1], t->step = iv[2], t->opt.step = iv[3];
+    t->best_epoch = (int)iv[4], t->done = (int)iv[5], t->right = iv[6];
+    t->best_acc = dv[0], t->loss_sum = dv[1], t->seconds = dv[2];
+    t->test_acc = dv[3], t->test_loss = dv[4];
+out:
+    if (f >= 0) H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, fn, fd);
+    free(format);
+    free(config);
+    return st;
+}
+
+int checkpoint_read_meta(char **config_text, int *K, char ***labels, const char *path,
+                         petal_err *err) {
+    *config_text = NULL;
+    *labels = NULL;
+    H5E_auto2_t fn;
+    void *fd;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &fd);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int st = PETAL_OK;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    char *format = f >= 0 ? h5_get_str(f, "format") : NULL;
+    long long k = 0;
+    if (f < 0 || !format || strcmp(format, FORMAT) || h5_get_attr(f, "K", H5T_NATIVE_LLONG, &k) ||
+        k < 2 || !(*config_text = h5_get_str(f, "config"))) {
+        st = petal_fail(err, PETAL_EINPUT, "%s: not a petal checkpoint", path);
+    } else if (H5Lexists(f, "labels", H5P_DEFAULT) > 0) {
+        char **v = petal_calloc((size_t)k, sizeof *v);
+        hid_t st_t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st_t, H5T_VARIABLE);
+        H5Tset_cset(st_t, H5T_CSET_UTF8);
+        if (h5_get_data(f, "labels", st_t, v, (hsize_t)k)) {
+            st = petal_fail(err, PETAL_EINPUT, "%s: labels unreadable", path);
+            free(v);
+        } else {
+            *labels = v;  // strings allocated by HDF5's default allocator (malloc)
+        }
+        H5Tclose(st_t);
+    }
+    *K = (int)k;
+    free(format);
+    if (f >= 0) H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, fn, fd);
+    return st;
+}
+
+void checkpoint_labels_free(char **labels, int K) {
+    for (int i = 0; labels && i < K; i++) free(labels[i]);
+    free(labels);
+}
+
+int checkpoint_load_best(ast_model *m, const char *path, petal_err *err) {
+    size_t n = param_count_selected(&m->params, PARAM_STATE);
+    float *best = petal_falloc(n ? n : 1);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    long long ns = -1, done = 0;
+    int bad = f < 0 || h5_get_attr(f, "n_state", H5T_NATIVE_LLONG, &ns) || ns != (long long)n ||
+              h5_get_attr(f, "done", H5T_NATIVE_LLONG, &done) ||
+              h5_get_data(f, "best", H5T_NATIVE_FLOAT, best, n ? n : 1);
+    if (f >= 0) H5Fclose(f);
+    if (!bad) param_unpack(&m->params, best, PARAM_STATE);
+    free(best);
+    if (bad)
+        return petal_fail(err, PETAL_EINPUT, "%s: no best state for this model in the checkpoint",
+                          path);
+    if (!done)
+        fprintf(stderr, "petal: %s: the trial has not finished; using its best state so far\n",
+                path);
+    return PETAL_OK;
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# `petal train` for real: generated corpora in the real layouts through fbank,
+# the feature cache and few-shot subsets; YAML trial files and their errors;
+# SIGTERM -> checkpoint -> exit 75 -> resume to the uninterrupted result;
+# corrupt audio named in the error.
+cd "$(dirname "$0")/.."
+P=$PWD/petal
+T=$(mktemp -d /tmp/petal_trial_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$1"; then ok; else bad "$2"; fi; }
+
+$P data synth --out "$T/data" --per-class 6 --classes 4 >/dev/null 2>&1
+check '[ -f "$T/data/ESC-50/meta/esc50.csv" ]' "synth wrote the ESC-50 layout"
+
+# ESC-50 layout, fold 2, SpecAugment on (the recipe's default for esc50).
+$P train --data esc50 "$T/data" --fold 2 --set features.frames=128 --epochs 2 --batch 8 \
+  --method adapter_pfeiffer --set adapter.dim=8 >"$T/out" 2>"$T/err"
+rc=$?
+check '[ $rc = 0 ] && grep -q "^result fold=2 " "$T/out"' "esc50 trial: $(tail -2 "$T/err")"
+check 'grep -q "train=14 valid=5 test=5 classes=4" "$T/out"' "esc50 fold 2 split sizes: $(grep trial "$T/out")"
+check 'grep -q "24 computed" "$T/err"' "features computed on the first run: $(cat "$T/err")"
+$P train --data esc50 "$T/data" --fold 2 --set features.frames=128 --epochs 1 --batch 8 >"$T/out" 2>"$T/err"
+rc=$?
+check 'grep -q "0 computed, 24 from the cache" "$T/err"' "second trial reads the cache: $(cat "$T/err")"
+
+# Speech Commands layout, 2 shots per class, every setting from a YAML file.
+cat >"$T/gsc.yaml" <<YAML
+dataset:
+  layout: gsc
+  root: $T/data
+  shots: 2
+method: lora
+lora.rank: 4
+train:
+  epochs: 2
+  batch: 4
+  seed: 3
+YAML
+$P train "$T/gsc.yaml" >"$T/out" 2>"$T/err"
+rc=$?
+check '[ $rc = 0 ] && grep -q "method=lora train=8 " "$T/out"' "gsc 2-shot trial: $(cat "$T/err") $(grep trial "$T/out")"
+
+# A trained trial predicts from its checkpoint: top-1 over the test list gives
+# exactly the trial's test accuracy (same features, best state, eval mode).
+$P train "$T/gsc.yaml" --set method=adapter_pfeiffer --set adapter.dim=8 --out "$T/gscrun" >"$T/out" 2>"$T/err"
+rc=$?
+want=$(sed -n 's/^result fold=1 .*test_acc=\([0-9.]*\) .*/\1/p' "$T/out")
+files=$(sed "s|^|$T/data/speech_commands_v0.02/|" "$T/data/speech_commands_v0.02/testing_list.txt")
+$P predict --checkpoint "$T/gscrun/fold1.h5" --top 1 $files >"$T/pred" 2>"$T/err"
+prc=$?
+got=$(awk -F'\t' '{ n++; split($1, p, "/"); if (p[length(p) - 1] == $3) k++ } END { printf "%.4f", k / n }' "$T/pred")
+check '[ $rc = 0 ] && [ $prc = 0 ] && [ "$got" = "$want" ]' "predict --checkpoint accuracy $got = trial test_acc $want ($(cat "$T/err"))"
+
+# Every fold of a protocol: per-fold results, then mean and std.
+$P train --data esc50 "$T/data" --set dataset.fold=all --set features.frames=64 --epochs 1 \
+  --batch 8 >"$T/out" 2>"$T/err"
+rc=$?
+check '[ $(grep -c "^result fold=" "$T/out") = 5 ] && grep -q "^result folds=5 test_acc_mean=" "$T/out"' \
+  "fold=all runs 5 folds: $(tail -3 "$T/out")"
+
+# Bad trial files: unknown key and malformed YAML name file, line and column.
+printf 'train:\n  epochs: 2\n  epoks: 3\n' >"$T/typo.yaml"
+$P train "$T/typo.yaml" >/dev/null 2>"$T/err"
+rc=$?
+check '[ $rc = 2 ] && grep -q "typo.yaml:3:10: unknown setting .train.epoks." "$T/err"' "unknown key located: $(cat "$T/err")"
+printf 'train:\n  epochs: [2\n' >"$T/broken.yaml"
+$P train "$T/broken.yaml" >/dev/null 2>"$T/err"
+rc=$?
+check '[ $rc = 2 ] && grep -q "broken.yaml:[0-9]*:[0-9]*:" "$T/err"' "malformed YAML located: $(cat "$T/err")"
+printf 'method: lora\nlora.rank: many\n' >"$T/badval.yaml"
+$P train "$T/badval.yaml" >/dev/null 2>"$T/err"
+rc=$?
+check '[ $rc = 2 ] && grep -q "badval.yaml:2:12: lora.rank expects an integer" "$T/err"' "bad value located: $(cat "$T/err")"
+
+# A corrupt WAV in the corpus: the error names it, exit 2.
+cp -r "$T/data/speech_commands_v0.02" "$T/broken_gsc"
+victim=$(ls "$T"/broken_gsc/yes/*.wav | head -1)
+head -c 100 "$victim" >"$victim.tmp" && mv "$victim.tmp" "$victim"
+$P train --data gsc "$T/broken_gsc" --epochs 1 >/dev/null 2>"$T/err"
+rc=$?
+check '[ $rc = 2 ] && grep -q "$(basename "$victim")" "$T/err"' "corrupt WAV named: $(cat "$T/err")"
+
+# SIGTERM: finish the step, checkpoint, exit 75; the rerun resumes to exactly
+# the result of an uninterrupted run.
+args="--synthetic --epochs 300 --method lora --set lora.rank=4 --batch 8"
+$P train $args >"$T/ref" 2>/dev/null
+rc=$?
+$P train $args --out "$T/run" >"$T/out1" 2>"$T/err" &
+pid=$!
+for i in $(seq 100); do [ -f "$T/run/fold1.h5" ] && break; sleep 0.05; done
+kill -TERM $pid
+wait $pid; rc=$?
+check '[ $rc = 75 ] && grep -q "checkpoint written" "$T/err"' "SIGTERM -> exit 75 (got $rc): $(cat "$T/err")"
+check '! grep -q "^result" "$T/out1"' "the stopped run did not finish"
+$P train $args --out "$T/run" >"$T/out2" 2>"$T/err"
+rc=$?
+check '[ $rc = 0 ] && grep -q "^resuming fold 1" "$T/out2"' "resumed: $(head -2 "$T/out2")"
+check '[ "$(grep ^result "$T/out2")" = "$(grep ^result "$T/ref")" ]' \
+  "resumed result equals uninterrupted: $(grep ^result "$T/out2") vs $(grep ^result "$T/ref")"
+$P train $args --set train.lr=0.1 --out "$T/run" >/dev/null 2>"$T/err"
+rc=$?
+check '[ $rc = 2 ] && grep -q "another trial configuration" "$T/err"' "checkpoint of another config refused: $(cat "$T/err")"
+
+# The demo pipeline end to end (synth, pretrain, the study, the table), quick mode.
+$P demo --quick --seeds 1 --shots 2 --data "$T/demo" >"$T/out" 2>"$T/err"
+rc=$?
+check '[ $rc = 0 ] && [ -f "$T/demo/backbone.h5" ] && grep -q "^| prompt deep P4 | " "$T/out"' \
+  "demo --quick: $(tail -3 "$T/err") $(tail -3 "$T/out")"
+
+echo "trial: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
