@@ -7,6 +7,7 @@
 # One line per method:
 #   bench method=M frames=T batch=B samples_per_s=X torch_samples_per_s=Y ratio=X/Y
 #         gflops=G exec_gflops=E sgemm_gflops=S sgemm_frac=G/S rss_mib=R torch_rss_mib=TR
+#         act_mib=A kept_mib=K (petal's activation arena, and the per-layer slabs kept for the backward)
 # gflops counts the model's FLOPs (each GEMM the step needs, once); exec_gflops also
 # counts what petal recomputes to save memory. Then the long-clip line: Pfeiffer
 # adapter, 500 frames (590 tokens), petal at batch 32, PyTorch at batch 8 (it needs
@@ -47,7 +48,8 @@ line() {
        "ratio=$(awk -v x="$x" -v y="$y" 'BEGIN{printf "%.2f", x/y}')" \
        "gflops=$(echo "$p" | field gflops) exec_gflops=$(echo "$p" | field exec_gflops)" \
        "sgemm_gflops=$(echo "$p" | field sgemm_gflops) sgemm_frac=$(echo "$p" | field sgemm_frac)" \
-       "rss_mib=$(echo "$p" | field rss_mib) torch_rss_mib=$(echo "$t" | field rss_mib)"
+       "rss_mib=$(echo "$p" | field rss_mib) torch_rss_mib=$(echo "$t" | field rss_mib)" \
+       "act_mib=$(echo "$p" | field act_mib) kept_mib=$(echo "$p" | field kept_mib)"
 }
 
 echo "# $(date -u +%Y-%m-%d) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, threads=$threads size=$size repeat=$repeat"
