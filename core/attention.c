@@ -44,8 +44,9 @@ static int query_block(int T, int Tk) {
 static int pad16(int n) { return (n + 15) / 16 * 16; }
 
 size_t attention_scratch_floats(int T, int Tk, int HS) {
-    // S and dP blocks (QB, Tkp), K^T and V^T (HS, Tkp)
-    return 2 * ((size_t)query_block(T, Tk) + (size_t)HS) * pad16(Tk);
+    // S and dP blocks (QB, Tkp), K^T and V^T (HS, Tkp), 1 / row sums (QB)
+    int QB = query_block(T, Tk);
+    return 2 * ((size_t)QB + (size_t)HS) * pad16(Tk) + (size_t)QB;
 }
 
 #ifdef ATT_SIMD
@@ -152,8 +153,10 @@ static void transpose_keys(float *xt, int ldt, const float *tok, int ldkv, const
 }
 #endif
 
-// Row-wise softmax of s (rows x n, ld) in place; lse[i] = max + log(sum).
-static void softmax_rows(float *s, float *lse, int rows, int n, int ld) {
+// Row-wise exp(s - max) of s (rows x n, ld) in place, unnormalised: the
+// caller scales the P V rows by inv[i] = 1 / sum (HS values per row instead
+// of Tk); lse[i] = max + log(sum) when lse is non-NULL.
+static void softmax_rows(float *s, float *inv, float *lse, int rows, int n, int ld) {
     for (int i = 0; i < rows; i++) {
         float *r = s + (size_t)i * ld;
         vfloat mx = vbcast(-INFINITY);
@@ -172,11 +175,16 @@ static void softmax_rows(float *s, float *lse, int rows, int n, int ld) {
             vstore_part(r + j, e, (size_t)(n - j));
             sum += vselect(vlanes_below(n - j), e, vbcast(0.0f));
         }
-        float tot = vhsum(sum), inv = 1.0f / tot;
-        for (j = 0; j + VL <= n; j += VL) vstore(r + j, vload(r + j) * inv);
-        if (j < n) vstore_part(r + j, vload_part(r + j, (size_t)(n - j)) * inv, (size_t)(n - j));
+        float tot = vhsum(sum);
+        inv[i] = 1.0f / tot;
         if (lse) lse[i] = m + logf(tot);
     }
+}
+
+// y (rows, HS) of row stride ld: row i *= inv[i].
+static void scale_rows(float *y, int ld, const float *inv, int rows, int HS) {
+    for (int i = 0; i < rows; i++)
+        for (int c = 0; c < HS; c++) y[(size_t)i * ld + c] *= inv[i];
 }
 
 // P = exp(S - lse) row-wise in place (the forward's probabilities again).
@@ -224,6 +232,7 @@ void attention_forward(float *out, float *lse, float *scratch, int nthr, const f
             int b = bh / NH, h = bh % NH;
             float *s = scratch + (size_t)omp_get_thread_num() * per;  // (QB, ldt) scores
             float *kt = s + 2 * (size_t)QB * ldt;                      // (HS, ldt) K^T
+            float *inv = kt + (size_t)HS * ldt;                        // (QB) 1 / row sums
             size_t okv = (size_t)b * T * ldkv + h * HS;
             transpose_keys(kt, ldt, k + okv, ldkv, PK ? pk + h * HS : NULL, C, T, PK, HS);
             for (int i0 = 0; i0 < T; i0 += QB) {
@@ -231,9 +240,11 @@ void attention_forward(float *out, float *lse, float *scratch, int nthr, const f
                 const float *qi = q + ((size_t)b * T + i0) * ldq + h * HS;
                 float *oi = out + ((size_t)b * T + i0) * C + h * HS;
                 mm(s, ldt, qi, ldq, 1, kt, ldt, qb, ldt / 16, HS, scale, 0);
-                softmax_rows(s, lse ? lse + ((size_t)b * NH + h) * T + i0 : NULL, qb, Tk, ldt);
+                float *lsei = lse ? lse + ((size_t)b * NH + h) * T + i0 : NULL;
+                softmax_rows(s, inv, lsei, qb, Tk, ldt);
                 mm(oi, C, s, ldt, 1, v + okv, ldkv, qb, HV, T, 1.0f, 0);
                 if (PK) mm(oi, C, s + T, ldt, 1, pv + h * HS, C, qb, HV, PK, 1.0f, 1);
+                scale_rows(oi, C, inv, qb, HS);
             }
         }
         prof_stop(PROF_ATTENTION, t0);
@@ -245,6 +256,7 @@ void attention_forward(float *out, float *lse, float *scratch, int nthr, const f
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         float *s = scratch + (size_t)omp_get_thread_num() * per;  // (QB, Tk)
+        float *inv = s + 2 * (size_t)QB * Tk;                      // (QB) 1 / row sums
         const float *kb = k + (size_t)b * T * ldkv + h * HS, *vb = v + (size_t)b * T * ldkv + h * HS;
         for (int i0 = 0; i0 < T; i0 += QB) {
             int qb = T - i0 < QB ? T - i0 : QB;
@@ -255,12 +267,13 @@ void attention_forward(float *out, float *lse, float *scratch, int nthr, const f
             if (PK)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qb, PK, HS, scale, qi, ldq,
                             pk + h * HS, C, 0.0f, s + T, Tk);
-            softmax_rows(s, lse ? lse + ((size_t)b * NH + h) * T + i0 : NULL, qb, Tk, Tk);
+            softmax_rows(s, inv, lse ? lse + ((size_t)b * NH + h) * T + i0 : NULL, qb, Tk, Tk);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, qb, HS, T, 1.0f, s, Tk, vb, ldkv,
                         0.0f, oi, C);
             if (PK)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, qb, HS, PK, 1.0f, s + T, Tk,
                             pv + h * HS, C, 1.0f, oi, C);
+            scale_rows(oi, C, inv, qb, HS);
         }
     }
     prof_stop(PROF_ATTENTION, t0);

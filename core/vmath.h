@@ -27,13 +27,24 @@ static inline vfloat vload(const float *p) {
     return v;
 }
 static inline void vstore(float *p, vfloat v) { memcpy(p, &v, sizeof v); }
-// The first n (< VL) lanes from p, the rest 0 / stored back.
+// The first n (< VL) lanes from p, the rest 0 / stored back. Masked moves
+// where the target has them (a variable-length memcpy is a library call).
 static inline vfloat vload_part(const float *p, size_t n) {
+#if defined(__AVX512F__)
+    return (vfloat)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#else
     vfloat v = {0};
     memcpy(&v, p, n * sizeof *p);
     return v;
+#endif
 }
-static inline void vstore_part(float *p, vfloat v, size_t n) { memcpy(p, &v, n * sizeof *p); }
+static inline void vstore_part(float *p, vfloat v, size_t n) {
+#if defined(__AVX512F__)
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+#else
+    memcpy(p, &v, n * sizeof *p);
+#endif
+}
 static inline vfloat vbcast(float x) { return (vfloat){0} + x; }
 // All-ones in lanes 0..n-1.
 static inline vint vlanes_below(int n) {
@@ -65,6 +76,18 @@ static inline float vhmax(vfloat v) {
     return s[0];
 }
 
+// a * b + c, fused where the target has FMA (ISO C mode never contracts a*b+c
+// by itself); polynomial evaluation takes half the instructions and latency.
+static inline vfloat vfma(vfloat a, vfloat b, vfloat c) {
+#if defined(__AVX512F__)
+    return (vfloat)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__) && defined(__AVX__)
+    return (vfloat)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    return a * b + c;
+#endif
+}
+
 // Correctly rounded square root (the instruction; the scalar fallback is sqrtf's).
 static inline vfloat vsqrt(vfloat x) {
 #if defined(__AVX512F__)
@@ -86,17 +109,17 @@ static inline vfloat vexp(vfloat x) {
     const float shift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
     vint under = x < -87.33654f;
     x = vmin(vmax(x, vbcast(-87.33654f)), vbcast(88.72283f));
-    vfloat t = x * 1.44269504088896341f + shift;
+    vfloat t = vfma(x, vbcast(1.44269504088896341f), vbcast(shift));
     vfloat n = t - shift;
-    vfloat r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
+    vfloat r = vfma(n, vbcast(-0.693359375f), x);
+    r = vfma(n, vbcast(2.12194440e-4f), r);
     vfloat z = r * r;
-    vfloat p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * z + r + 1.0f;
+    vfloat p = vfma(r, vbcast(1.9875691500e-4f), vbcast(1.3981999507e-3f));
+    p = vfma(p, r, vbcast(8.3334519073e-3f));
+    p = vfma(p, r, vbcast(4.1665795894e-2f));
+    p = vfma(p, r, vbcast(1.6666665459e-1f));
+    p = vfma(p, r, vbcast(5.0000001201e-1f));
+    p = vfma(p, z, r + 1.0f);
     // 2^n from n's integer bits inside t (bias 0x4B400000 = bits of `shift`)
     vint e = ((vint)t - 0x4B400000 + 127) << 23;
     return vselect(under, vbcast(0.0f), p * (vfloat)e);
@@ -107,17 +130,17 @@ static inline vfloat vexp(vfloat x) {
 // accuracy deep in the negative tail where 1 + erf(x) would cancel.
 static inline vfloat vnormcdf(vfloat x) {
     vfloat z = vabs(x) * 0.70710678118654752f;
-    vfloat t = 1.0f / (z * 0.5f + 1.0f);
-    vfloat p = t * 0.17087277f - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    vfloat half_erfc = 0.5f * t * vexp(p - z * z);
+    vfloat t = 1.0f / vfma(z, vbcast(0.5f), vbcast(1.0f));
+    vfloat p = vfma(t, vbcast(0.17087277f), vbcast(-0.82215223f));
+    p = vfma(p, t, vbcast(1.48851587f));
+    p = vfma(p, t, vbcast(-1.13520398f));
+    p = vfma(p, t, vbcast(0.27886807f));
+    p = vfma(p, t, vbcast(-0.18628806f));
+    p = vfma(p, t, vbcast(0.09678418f));
+    p = vfma(p, t, vbcast(0.37409196f));
+    p = vfma(p, t, vbcast(1.00002368f));
+    p = vfma(p, t, vbcast(-1.26551223f));
+    vfloat half_erfc = 0.5f * t * vexp(vfma(-z, z, p));
     return vselect(x < 0.0f, half_erfc, 1.0f - half_erfc);
 }
 
