@@ -106,7 +106,7 @@ typedef struct {
     float *att;                  // attention scratch, nthr blocks (forward and backward)
     // forward scratch
     float *ln;                   // (Bm, T, C) LayerNorm output of the current site
-    float *fsub, *ftmp;          // (Bm, T, C) sublayer output; adapter / mixture output
+    float *fsub, *ftmp, *fmoa;   // (Bm, T, C) sublayer output; adapter output; mixture output
     float *gel;                  // (R, MLP) GELU output of one FFN row chunk
     float *moay;                 // (Bm, T, C) one Dense-MoA expert's output
     // backward scratch

@@ -61,31 +61,33 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
                         const float *inp, const float *weight, const float *mean,
                         const float *rstd, int N, int C) {
     double t0 = prof_start();
-    if (dinp) {
-        // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dout * weight.
-#pragma omp parallel for schedule(static) if (N > 8)
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
-            float *dx = dinp + (size_t)n * C;
-            float m = mean[n], r = rstd[n];
-            vfloat sg = {0}, sgx = {0};
-            FOR_LANES(c, len, C) {  // lanes past len load 0, so they add 0
-                vfloat g = ld(dy + c, len) * ld(weight + c, len);
-                sg += g;
-                sgx += g * ((ld(x + c, len) - m) * r);
-            }
-            float mg = vhsum(sg) / C, mgx = vhsum(sgx) / C;
-            FOR_LANES(c, len, C) {
-                vfloat xhat = (ld(x + c, len) - m) * r;
-                vfloat g = ld(dy + c, len) * ld(weight + c, len);
-                st(dx + c, ld(dx + c, len) + r * (g - mg - xhat * mgx), len);
+    // One parallel region: rows for dinp, then (no barrier) columns for the
+    // parameter sums; both only read dout and inp.
+#pragma omp parallel if (N > 8)
+    {
+        if (dinp) {
+            // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dout * weight.
+#pragma omp for schedule(static) nowait
+            for (int n = 0; n < N; n++) {
+                const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+                float *dx = dinp + (size_t)n * C;
+                float m = mean[n], r = rstd[n];
+                vfloat sg = {0}, sgx = {0};
+                FOR_LANES(c, len, C) {  // lanes past len load 0, so they add 0
+                    vfloat g = ld(dy + c, len) * ld(weight + c, len);
+                    sg += g;
+                    sgx += g * ((ld(x + c, len) - m) * r);
+                }
+                float mg = vhsum(sg) / C, mgx = vhsum(sgx) / C;
+                FOR_LANES(c, len, C) {
+                    vfloat xhat = (ld(x + c, len) - m) * r;
+                    vfloat g = ld(dy + c, len) * ld(weight + c, len);
+                    st(dx + c, ld(dx + c, len) + r * (g - mg - xhat * mgx), len);
+                }
             }
         }
-    }
-    if (dweight || dbias) {
-        // Columns split across threads so the sums need no reduction.
-#pragma omp parallel if (N > 8)
-        {
+        if (dweight || dbias) {
+            // Columns split across threads so the sums need no reduction.
             int tid = omp_get_thread_num(), nt = omp_get_num_threads();
             int c0 = (int)((long)C * tid / nt), c1 = (int)((long)C * (tid + 1) / nt);
             for (int n = 0; n < N; n++) {

@@ -486,6 +486,7 @@ static void carve(ast_model *m, float *base) {
     ALLOC(a->ln, BT * C);
     ALLOC(a->fsub, BT * C);
     ALLOC(a->ftmp, BT * C);
+    if (mo->kind != MOA_NONE) ALLOC(a->fmoa, BT * C);
     ALLOC(a->gel, R * MLP);
     if (mo->kind == MOA_DENSE) ALLOC(a->moay, BT * C);
     for (int s = 0; s < 2; s++)  // one Dense-MoA expert output at a time, never kept
@@ -677,16 +678,26 @@ static void add_into(float *y, const float *a, size_t n) {
     prof_stop(PROF_ELEMWISE, t0);
 }
 
-// y = x + a in one pass (y may alias x).
-static void residual_add(float *y, const float *x, const float *a, size_t n) {
+// y = (((x + p[0]) + p[1]) + ...) in one pass over np <= 4 parts, the order
+// of adding them one by one (y may alias x).
+static void residual_sum(float *y, const float *x, const float *const *p, int np, size_t n) {
+    if (!np) {
+        if (y != x) memcpy(y, x, n * sizeof *y);
+        return;
+    }
     double t0 = prof_start();
+    const float *p0 = p[0], *p1 = np > 1 ? p[1] : NULL, *p2 = np > 2 ? p[2] : NULL;
+    const float *p3 = np > 3 ? p[3] : NULL;
+    PETAL_ASSERT(np <= 4);
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) y[i] = x[i] + a[i];
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] + p0[i];
+        if (p1) v += p1[i];
+        if (p2) v += p2[i];
+        if (p3) v += p3[i];
+        y[i] = v;
+    }
     prof_stop(PROF_ELEMWISE, t0);
-}
-
-static void copy_rows(float *y, const float *x, size_t n) {
-    if (y != x) memcpy(y, x, n * sizeof *y);
 }
 
 // The MHSA sublayer: out (N, C) = O(attention(qkv(u))), with LoRA and prefix hooks.
@@ -751,20 +762,23 @@ static void site_forward(ast_model *m, ast_layer_acts *la, int l, int s, float *
     float *sout = has_ad && adc->after ? la->sout[s] : a->fsub;
     if (s) ffn_forward(m, la, l, sout, sin, B);
     else mhsa_forward(m, la, l, sout, sin, B);
-    if (!has_ad || !adc->sequential || !adc->after) residual_add(y, x, sout, NC);
-    else copy_rows(y, x, NC);
+    // The parts added to the residual stream, summed in one pass at the end.
+    const float *parts[4];
+    int np = 0;
+    if (!has_ad || !adc->sequential || !adc->after) parts[np++] = sout;
     if (has_ad && !(adc->sequential && !adc->after)) {
         const float *ain = adc->after ? sout : ln;
         adapter_forward(a->ftmp, av, ain, &w->ad[s], conf, m->training, B, m->T, C, D,
                         adc->kernel);
-        add_into(y, a->ftmp, NC);
-        if (adc->residual) add_into(y, ain, NC);
+        parts[np++] = a->ftmp;
+        if (adc->residual) parts[np++] = ain;
     }
     if (has_moa_at(m, s)) {  // parallel, reading the LayerNorm output
-        moa_forward(a->ftmp, &la->moa[s], ln, &w->moa[s], m->method.moa.kind == MOA_SOFT, B, m->T,
+        moa_forward(a->fmoa, &la->moa[s], ln, &w->moa[s], m->method.moa.kind == MOA_SOFT, B, m->T,
                     C, m->MD, m->ME, m->MS);
-        add_into(y, a->ftmp, NC);
+        parts[np++] = a->fmoa;
     }
+    residual_sum(y, x, parts, np, NC);
 }
 
 static void pool_range(const ast_model *m, int *t0, int *t1) {
