@@ -23,14 +23,6 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
     petal_gemm_flops += 2.0 * N * IC * OC;
 }
 
-void linear_forward_recompute(float *out, const float *inp, const float *weight,
-                              const float *bias, int N, int IC, int OC) {
-    double f = petal_gemm_flops;
-    linear_forward(out, inp, weight, bias, N, IC, OC);
-    petal_recompute_flops += petal_gemm_flops - f;
-    petal_gemm_flops = f;
-}
-
 void bias_backward(float *dbias, const float *dout, int N, int OC) {
     // Columns split across threads; each thread sums its columns over all rows.
     double t0 = prof_start();

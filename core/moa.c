@@ -1,5 +1,10 @@
 // ==== Mixtures of bottleneck adapters: Dense-MoA (router) and Soft-MoA (slots) ====
-// Dense: out = sum_e softmax(u R^T + b)_e * E_e(u) per token.
+// Dense: out = sum_e softmax(u R^T + b)_e * E_e(u) per token. Each expert's
+// weighted output p_e (act_e W_e^T + b_e) is one GEMM that accumulates into
+// out: [p_e act_e | p_e] (N, D+1) times [W_e | b_e]^T (D+1, C), so no expert
+// output (N, C) is materialised, kept or rebuilt. Its backward gets
+// dout [W_e | b_e] (N, D+1) from one GEMM: the first D columns give the
+// gradient of act_e, and with act_e the router gradient dout . E_e(u).
 // Soft (per example, tokens X (T, C), slots Phi (C, E*S)): logits = X Phi;
 // dispatch Dp = softmax over tokens, combine Cb = softmax over slots; slot
 // inputs Xs = Dp^T X; slot outputs Ys = E_e(Xs) for expert e's S slots;
@@ -12,11 +17,30 @@
 
 size_t moa_scratch_floats(int soft, int B, int T, int C, int D, int E, int S) {
     size_t N = (size_t)B * T;
-    if (!soft)  // dr, dlog (N, E); dy, one expert's output (N, C); expert scratch (N, D)
-        return 2 * N * E + 2 * N * C + N * D;
+    if (!soft)  // dr, dlog (N, E); t, a (N, D+1); w, dw (C, D+1); dhid (N, D)
+        return 2 * N * E + 2 * N * (D + 1) + 2 * (size_t)C * (D + 1) + N * D;
     // dCb, dDp (B, T, E*S); dys, dxs (E, B, S, C); expert scratch (B*S, D)
     size_t R = (size_t)B * S;
     return 2 * N * E * S + 2 * (size_t)E * R * C + R * D;
+}
+
+// wb (C, D+1) = [W | b] for an expert's up projection W (C, D), bias b (C).
+static void pack_up(float *wb, const adapter_tensors *x, int C, int D) {
+    for (int c = 0; c < C; c++) {
+        memcpy(wb + (size_t)c * (D + 1), x->up_w + (size_t)c * D, (size_t)D * sizeof *wb);
+        wb[(size_t)c * (D + 1) + D] = x->up_b[c];
+    }
+}
+
+// ap (N, D+1) = [p_e act | p_e] with p_e column e of probs (N, E).
+static void pack_weighted(float *ap, const float *act, const float *probs, int e, int N, int D,
+                          int E) {
+#pragma omp parallel for schedule(static) if ((size_t)N * D > 65536)
+    for (int n = 0; n < N; n++) {
+        float p = probs[(size_t)n * E + e];
+        for (int d = 0; d < D; d++) ap[(size_t)n * (D + 1) + d] = p * act[(size_t)n * D + d];
+        ap[(size_t)n * (D + 1) + D] = p;
+    }
 }
 
 static void softmax_row(float *r, int n, int stride) {
@@ -34,18 +58,22 @@ void moa_forward(float *out, moa_acts *a, const float *u, const moa_tensors *w, 
         linear_forward(a->probs, u, w->router_w, w->router_b, N, C, E);
         double t0 = prof_start();
         for (int n = 0; n < N; n++) softmax_row(a->probs + (size_t)n * E, E, 1);
-        memset(out, 0, (size_t)N * C * sizeof *out);
         prof_stop(PROF_ADAPTER, t0);
+        float *ap = a->y, *wb = ap + (size_t)N * (D + 1);  // scratch, not kept
         for (int e = 0; e < E; e++) {
-            float *ye = a->y;  // one expert at a time; not kept
-            adapter_forward(ye, &a->ex[e], u, &w->experts[e], 0, 1, B, T, C, D, 0);
+            const adapter_tensors *x = &w->experts[e];
+            adapter_acts *xa = &a->ex[e];
+            linear_forward(xa->hid, u, x->down_w, x->down_b, N, C, D);
+            gelu_forward(xa->act, xa->hid, (size_t)N * D);
             t0 = prof_start();
-#pragma omp parallel for schedule(static)
-            for (int n = 0; n < N; n++) {
-                float p = a->probs[(size_t)n * E + e];
-                for (int c = 0; c < C; c++) out[(size_t)n * C + c] += p * ye[(size_t)n * C + c];
-            }
+            pack_up(wb, x, C, D);
+            pack_weighted(ap, xa->act, a->probs, e, N, D, E);
             prof_stop(PROF_ADAPTER, t0);
+            t0 = prof_start();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, C, D + 1, 1.0f, ap, D + 1, wb,
+                        D + 1, e ? 1.0f : 0.0f, out, C);
+            prof_stop(PROF_GEMM, t0);
+            petal_gemm_flops += 2.0 * N * C * (D + 1);
         }
         return;
     }
@@ -79,25 +107,55 @@ void moa_backward(float *du, const moa_tensors *g, float *scratch, const float *
                   int C, int D, int E, int S) {
     int N = B * T;
     if (!soft) {
-        float *dr = scratch, *dlog = dr + (size_t)N * E, *dy = dlog + (size_t)N * E;
-        float *ye = dy + (size_t)N * C, *exs = ye + (size_t)N * C;
+        size_t D1 = (size_t)D + 1;
+        float *dr = scratch, *dlog = dr + (size_t)N * E, *t = dlog + (size_t)N * E;
+        float *ap = t + (size_t)N * D1, *wb = ap + (size_t)N * D1, *dwb = wb + (size_t)C * D1;
+        float *dhid = dwb + (size_t)C * D1;
         for (int e = 0; e < E; e++) {
-            // the expert's output again, from its kept GELU activations
-            linear_forward_recompute(ye, a->ex[e].act, w->experts[e].up_w, w->experts[e].up_b, N,
-                                     D, C);
+            const adapter_tensors *x = &w->experts[e], *gx = &g->experts[e];
+            const adapter_acts *xa = &a->ex[e];
             double t0 = prof_start();
-#pragma omp parallel for schedule(static)
-            for (int n = 0; n < N; n++) {
-                float p = a->probs[(size_t)n * E + e], s = 0.0f;
+            pack_up(wb, x, C, D);
+            prof_stop(PROF_ADAPTER, t0);
+            // t = dout [W | b]: dout W (the gradient of p_e act_e) and dout . b
+            t0 = prof_start();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, (int)D1, C, 1.0f, dout, C, wb,
+                        (int)D1, 0.0f, t, (int)D1);
+            prof_stop(PROF_GEMM, t0);
+            petal_gemm_flops += 2.0 * N * C * D1;
+            if (gx->up_w || gx->up_b) {  // [dW | db] += dout^T [p act | p]
+                t0 = prof_start();
+                pack_weighted(ap, xa->act, a->probs, e, N, D, E);
+                prof_stop(PROF_ADAPTER, t0);
+                t0 = prof_start();
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, (int)D1, N, 1.0f, dout, C,
+                            ap, (int)D1, 0.0f, dwb, (int)D1);
+                prof_stop(PROF_GEMM, t0);
+                petal_gemm_flops += 2.0 * N * C * D1;
                 for (int c = 0; c < C; c++) {
-                    s += dout[(size_t)n * C + c] * ye[(size_t)n * C + c];
-                    dy[(size_t)n * C + c] = p * dout[(size_t)n * C + c];
+                    if (gx->up_w)
+                        for (int d = 0; d < D; d++)
+                            gx->up_w[(size_t)c * D + d] += dwb[(size_t)c * D1 + d];
+                    if (gx->up_b) gx->up_b[c] += dwb[(size_t)c * D1 + D];
+                }
+            }
+            // router: dr_e = dout . E_e(u) = (dout W) . act + dout . b;
+            // expert: dhid = p_e (dout W) * gelu'(hid)
+            t0 = prof_start();
+#pragma omp parallel for schedule(static) if ((size_t)N * D > 65536)
+            for (int n = 0; n < N; n++) {
+                const float *tn = t + (size_t)n * D1, *an = xa->act + (size_t)n * D;
+                float p = a->probs[(size_t)n * E + e], s = tn[D];
+                for (int d = 0; d < D; d++) {
+                    s += tn[d] * an[d];
+                    dhid[(size_t)n * D + d] = p * tn[d];
                 }
                 dr[(size_t)n * E + e] = s;
             }
             prof_stop(PROF_ADAPTER, t0);
-            adapter_backward(du, &g->experts[e], exs, dy, u, &a->ex[e], &w->experts[e], 0, B, T,
-                             C, D, 0);
+            gelu_backward(dhid, dhid, xa->hid, (size_t)N * D);
+            linear_backward(NULL, gx->down_w, gx->down_b, dhid, u, NULL, N, C, D);
+            if (du) linear_input_backward(du, dhid, x->down_w, N, C, D, 1.0f);
         }
         for (int n = 0; n < N; n++) {  // softmax backward over experts
             const float *p = a->probs + (size_t)n * E;

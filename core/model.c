@@ -488,8 +488,8 @@ static void carve(ast_model *m, float *base) {
     ALLOC(a->ftmp, BT * C);
     if (mo->kind != MOA_NONE) ALLOC(a->fmoa, BT * C);
     ALLOC(a->gel, R * MLP);
-    if (mo->kind == MOA_DENSE) ALLOC(a->moay, BT * C);
-    for (int s = 0; s < 2; s++)  // one Dense-MoA expert output at a time, never kept
+    if (mo->kind == MOA_DENSE) ALLOC(a->moay, (BT + C) * (MD + 1));
+    for (int s = 0; s < 2; s++)  // the Dense-MoA experts' GEMM operands, never kept
         if (has_moa_at(m, s) && mo->kind == MOA_DENSE) t->moa[s].y = a->moay;
     size_t fwd_end = off;
 

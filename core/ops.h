@@ -37,10 +37,6 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
 // dbias (OC) += column sums of dout.
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int IC, int OC);
-// linear_forward for work done again in the backward (an activation that was
-// not kept): counted in petal_recompute_flops, not the model's FLOPs.
-void linear_forward_recompute(float *out, const float *inp, const float *weight,
-                              const float *bias, int N, int IC, int OC);
 // dinp (N, IC) = dout @ weight + beta * dinp (beta 0 overwrites, 1 accumulates).
 void linear_input_backward(float *dinp, const float *dout, const float *weight, int N, int IC,
                            int OC, float beta);
@@ -48,8 +44,8 @@ void linear_input_backward(float *dinp, const float *dout, const float *weight, 
 void bias_backward(float *dbias, const float *dout, int N, int OC);
 // Model FLOPs since the last reset: every GEMM the step needs (forward, input
 // and weight gradients that something trains through, attention's products),
-// counted once. Work done again to save memory (attention's S in the backward,
-// dropped activations rebuilt) goes to petal_recompute_flops instead.
+// counted once. Work done again to save memory (attention's scores, rebuilt in
+// the backward) goes to petal_recompute_flops instead.
 extern double petal_gemm_flops;
 extern double petal_recompute_flops;
 
@@ -158,8 +154,8 @@ typedef struct {
 typedef struct {
     adapter_acts ex[64];  // per expert: hid, act over its rows
     float *probs;         // dense (N, E) router probabilities
-    float *y;             // dense (N, C) one expert's output (forward scratch: the backward
-                          // rebuilds each); soft (E, B, S, C) slot outputs
+    float *y;             // dense: forward scratch (the folded expert GEMM's operands);
+                          // soft (E, B, S, C) slot outputs
     float *xs;            // soft (E, B, S, C) slot inputs
     float *dp, *cb;       // soft (B, T, E*S) dispatch (softmax over T) and combine weights
 } moa_acts;
