@@ -96,3 +96,14 @@ int model_opts_resolve(ast_config *cfg, ast_method *m, const model_opts *o, peta
     }
     return st;
 }
+
+const char *args_backbone_cache(const char *given) {
+    static char dflt[4096];
+    const char *v = given ? given : getenv("PETAL_BACKBONE_CACHE");
+    if (!v || !*v) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dflt, sizeof dflt, "%s/petal-backbones", tmp && *tmp ? tmp : "/tmp");
+        v = dflt;
+    }
+    return strcmp(v, "off") ? v : NULL;
+}

@@ -29,6 +29,7 @@ typedef struct {
     const char *save_backbone;  // backbone file to write at the end, or NULL
     long stop_after;            // stop as if signalled after this many steps; -1 never
     FILE *log;                  // history and result lines; NULL = quiet
+    const char *share_dir;      // node-wide backbone images (args_backbone_cache); NULL = private
 } train_opts;
 typedef struct {
     int folds;

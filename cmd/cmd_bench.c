@@ -10,6 +10,7 @@
 #include "cmd/cmd.h"
 #include "core/adamw.h"
 #include "core/ast.h"
+#include "core/backbone.h"
 #include "core/threads.h"
 #include "core/train.h"
 
@@ -17,11 +18,14 @@ static const char usage[] =
     "usage: petal bench [options]        (or: petal bench fbank ...)\n"
     "Times training steps (forward, backward, AdamW) on random features and prints\n"
     "  petal method=M frames=T batch=B samples_per_s=X gflops=G exec_gflops=E sgemm_gflops=S\n"
-    "        sgemm_frac=G/S rss_mib=R act_mib=A kept_mib=K\n"
+    "        sgemm_frac=G/S rss_mib=R act_mib=A kept_mib=K shared_mib=M\n"
     "gflops counts the model's FLOPs (each GEMM the step needs, once); exec_gflops adds\n"
     "the work redone to save memory (attention scores in the backward, rebuilt outputs).\n"
-    "act_mib: the activation arena; kept_mib: of which per-layer slabs kept for the backward.\n"
+    "act_mib: the activation arena; kept_mib: of which per-layer slabs kept for the backward;\n"
+    "shared_mib: backbone mapped from the node-wide image (with --backbone).\n"
     MODEL_OPTS_HELP
+    "  --backbone F             start from this backbone file (its sizes must match)\n"
+    BACKBONE_CACHE_HELP
     "  --batch B  --threads N  --steps S (timed steps after one warm-up)\n"
     "  --profile  also print `profile family=seconds_per_step ...` by op family\n";
 
@@ -47,6 +51,7 @@ int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "fbank")) return cmd_bench_fbank(argc - 1, argv + 1);
     model_opts mo = {.size = "base", .method = "full", .pool = "all", .frames = 100, .classes = 35};
     int batch = 8, threads = 0, steps = 5, profile = 0;
+    const char *backbone = NULL, *cache = NULL;
     args a = {argc, argv, 1, 0};
     for (; a.i < argc && !a.bad; a.i++) {
         if (!strcmp(argv[a.i], "--help") || !strcmp(argv[a.i], "-h")) {
@@ -55,7 +60,8 @@ int cmd_bench(int argc, char **argv) {
         }
         if (args_model(&a, &mo) || args_int(&a, "--batch", &batch, 1, 65536) ||
             args_int(&a, "--threads", &threads, 0, 4096) ||
-            args_int(&a, "--steps", &steps, 1, 100000) || args_switch(&a, "--profile", &profile))
+            args_int(&a, "--steps", &steps, 1, 100000) || args_switch(&a, "--profile", &profile) ||
+            args_flag(&a, "--backbone", &backbone) || args_flag(&a, "--backbone-cache", &cache))
             continue;
         args_unknown(&a, "bench");
     }
@@ -77,7 +83,13 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "petal bench: %s\n", err.msg);
         return 2;
     }
-    ast_init_weights(&m, 1);
+    ast_init_weights(&m, 1, backbone != NULL);
+    if (backbone && backbone_load(&m, backbone, 0, args_backbone_cache(cache), &err)) {
+        fprintf(stderr, "petal bench: %s\n", err.msg);
+        ast_model_free(&m);
+        return 2;
+    }
+    double shared_mib = m.params.nshared / 1048576.0;
     float *x = petal_falloc((size_t)batch * cfg.frames * cfg.F);
     int *y = petal_malloc(sizeof(int) * (size_t)batch);
     synthetic_features(x, y, batch, cfg.frames, cfg.F, cfg.K, 2);
@@ -111,9 +123,9 @@ int cmd_bench(int argc, char **argv) {
     double gflops = petal_gemm_flops / secs * 1e-9;
     double exec = (petal_gemm_flops + petal_recompute_flops) / secs * 1e-9;
     printf("petal method=%s frames=%d batch=%d samples_per_s=%.3f gflops=%.1f exec_gflops=%.1f "
-           "sgemm_gflops=%.1f sgemm_frac=%.3f rss_mib=%.1f act_mib=%.1f kept_mib=%.1f\n",
+           "sgemm_gflops=%.1f sgemm_frac=%.3f rss_mib=%.1f act_mib=%.1f kept_mib=%.1f shared_mib=%.1f\n",
            ast_method_name(&meth), cfg.frames, batch, steps * batch / secs, gflops, exec, ceiling,
-           gflops / ceiling, ru.ru_maxrss / 1024.0, act_mib, kept_mib);
+           gflops / ceiling, ru.ru_maxrss / 1024.0, act_mib, kept_mib, shared_mib);
     if (profile) {
         // Seconds per step by op family; `other` is the step time no probe covered.
         double covered = 0.0;

@@ -97,7 +97,8 @@ int cmd_demo(int argc, char **argv) {
         if (quick) set(&kv, "features.frames", "128");
         set(&kv, "train.batch", "16");
         set(&kv, "train.lr", "3e-3");
-        train_opts opt = {.save_backbone = backbone, .stop_after = -1};
+        train_opts opt = {.save_backbone = backbone, .stop_after = -1,
+                          .share_dir = args_backbone_cache(NULL)};
         train_outcome o;
         int st = train_run(&o, &kv, &opt, &err);
         config_free(&kv);
@@ -135,7 +136,7 @@ int cmd_demo(int argc, char **argv) {
                 PETAL_ASSERT(config_set_arg(&kv, study[mi].sets[k], &err) == PETAL_OK);
                 kv.e[kv.n - 1].src[0] = 0;
             }
-            train_opts opt = {.stop_after = -1};
+            train_opts opt = {.stop_after = -1, .share_dir = args_backbone_cache(NULL)};
             train_outcome o;
             int st = train_run(&o, &kv, &opt, &err);
             config_free(&kv);

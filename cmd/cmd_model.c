@@ -109,7 +109,7 @@ static int model_init(int argc, char **argv) {
         fprintf(stderr, "petal model init: %s\n", err.msg);
         return 2;
     }
-    ast_init_weights(&m, (uint64_t)seed);
+    ast_init_weights(&m, (uint64_t)seed, 0);
     int st = backbone_save(out, &m, classes > 0, NULL, &err);
     if (st) fprintf(stderr, "petal model init: %s\n", err.msg);
     else

@@ -32,7 +32,7 @@ static void print_field(const char *s) {
 
 // Builds the model of a trial checkpoint: its settings, backbone and best state.
 static int model_from_checkpoint(ast_model *m, char ***labels, int *K, const char *ckpt,
-                                 petal_err *err) {
+                                 const char *share_dir, petal_err *err) {
     char *text = NULL;
     int st = checkpoint_read_meta(&text, K, labels, ckpt, err);
     config_kv kv = {0};
@@ -54,8 +54,8 @@ static int model_from_checkpoint(ast_model *m, char ***labels, int *K, const cha
     if (!st) st = trial_model_config(&cfg, &ts, *K, err);
     if (!st) st = ast_model_init(m, &cfg, &ts.method, 1, err);
     // As the trainer built it: seeded initialisation, then the backbone file's rows.
-    if (!st) ast_init_weights(m, ts.seed);
-    if (!st && ts.backbone[0] && (st = backbone_load(m, ts.backbone, 0, err))) ast_model_free(m);
+    if (!st) ast_init_weights(m, ts.seed, ts.backbone[0] != 0);
+    if (!st && ts.backbone[0] && (st = backbone_load(m, ts.backbone, 0, share_dir, err))) ast_model_free(m);
     if (!st && (st = checkpoint_load_best(m, ckpt, err))) ast_model_free(m);
     config_free(&kv);
     config_free(&clean);
@@ -64,7 +64,7 @@ static int model_from_checkpoint(ast_model *m, char ***labels, int *K, const cha
 }
 
 int cmd_predict(int argc, char **argv) {
-    const char *bpath = NULL, *cpath = NULL;
+    const char *bpath = NULL, *cpath = NULL, *cache = NULL;
     int top = 5, threads = 0, nfiles = 0;
     const char **files = petal_calloc((size_t)argc, sizeof *files);
     args a = {argc, argv, 1, 0};
@@ -76,6 +76,7 @@ int cmd_predict(int argc, char **argv) {
             return 0;
         }
         if (args_flag(&a, "--backbone", &bpath) || args_flag(&a, "--checkpoint", &cpath) ||
+            args_flag(&a, "--backbone-cache", &cache) ||
             args_int(&a, "--top", &top, 1, 1000000) ||
             args_int(&a, "--threads", &threads, 0, 4096))
             continue;
@@ -98,7 +99,7 @@ int cmd_predict(int argc, char **argv) {
     char **labels = NULL;
     int K = 0, st;
     if (cpath) {
-        st = model_from_checkpoint(&m, &labels, &K, cpath, &err);
+        st = model_from_checkpoint(&m, &labels, &K, cpath, args_backbone_cache(cache), &err);
     } else {
         st = backbone_read_config(&cfg, &labels, bpath, &err);
         K = cfg.K;
@@ -107,7 +108,7 @@ int cmd_predict(int argc, char **argv) {
                             "an ASTForAudioClassification checkpoint)", bpath);
         if (!st) st = ast_method_parse(&meth, "linear", &err);
         if (!st) st = ast_model_init(&m, &cfg, &meth, 1, &err);
-        if (!st && (st = backbone_load(&m, bpath, 1, &err))) ast_model_free(&m);
+        if (!st && (st = backbone_load(&m, bpath, 1, args_backbone_cache(cache), &err))) ast_model_free(&m);
     }
     if (st) {
         fprintf(stderr, "petal predict: %s\n", err.msg);

@@ -33,6 +33,7 @@ static const char usage[] =
     "  --shots K          = dataset.shots         --backbone F = model.backbone\n"
     "  --data LAYOUT ROOT = dataset.layout, dataset.root\n"
     "  --threads N        OpenBLAS + OpenMP threads (default: SLURM_CPUS_PER_TASK or all)\n"
+    BACKBONE_CACHE_HELP
     "  --synthetic        dataset.layout=synthetic (the default): learnable random features\n"
     "  --stop-after-steps N  stop as if signalled after N optimizer steps (tests, drills)\n"
     "SIGTERM or SIGUSR1: finish the current step, write the checkpoint, exit 75\n"
@@ -88,6 +89,7 @@ static int run_fold(double *acc, train_outcome *o, const trial_spec *ts, const c
     trial_config tc = {.epochs = ts->epochs, .batch = ts->batch, .seed = ts->seed,
                        .opt = adamw_defaults(ts->lr), .aug = ts->specaug ? &ts->aug : NULL};
     tc.opt.weight_decay = ts->weight_decay;
+    tc.share_dir = opt->share_dir;
     trainer t;
     if ((st = trainer_init(&t, &cfg, &ts->method, &tc, &d.split[0], &d.split[1], &d.split[2],
                            ts->backbone[0] ? ts->backbone : NULL, err)))
@@ -194,7 +196,7 @@ int train_run(train_outcome *o, const config_kv *kv, const train_opts *opt, peta
 int cmd_train(int argc, char **argv) {
     config_kv kv = {0};
     petal_err err;
-    const char *out = NULL, *save_backbone = NULL, *v;
+    const char *out = NULL, *save_backbone = NULL, *cache = NULL, *v;
     int threads = 0, synthetic = 0, stop_after = -1, st = PETAL_OK;
     args a = {argc, argv, 1, 0};
     static const struct {
@@ -231,6 +233,8 @@ int cmd_train(int argc, char **argv) {
             out = v;
         } else if (args_flag(&a, "--save-backbone", &v)) {
             save_backbone = v;
+        } else if (args_flag(&a, "--backbone-cache", &v)) {
+            cache = v;
         } else if (args_int(&a, "--threads", &threads, 0, 4096) ||
                    args_int(&a, "--stop-after-steps", &stop_after, 0, 0x7fffffff) ||
                    args_switch(&a, "--synthetic", &synthetic)) {
@@ -250,7 +254,7 @@ int cmd_train(int argc, char **argv) {
     }
     petal_set_threads(threads ? threads : ts.threads);
     train_opts opt = {.out = out, .save_backbone = save_backbone, .stop_after = stop_after,
-                      .log = stdout};
+                      .log = stdout, .share_dir = args_backbone_cache(cache)};
     train_outcome o;
     st = train_run(&o, &kv, &opt, &err);
     if (st && st != PETAL_STOPPED) fprintf(stderr, "petal train: %s\n", err.msg);

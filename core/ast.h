@@ -157,7 +157,8 @@ void ast_model_free(ast_model *m);
 // Seeded initialisation of every tensor by its row's rule: HF's for the
 // backbone (N(0, 0.02) truncated, biases 0, LayerNorm (1, 0)), docs/METHODS.md
 // for the methods' own tensors (neutral: the model starts equal to the backbone).
-void ast_init_weights(ast_model *m, uint64_t seed);
+// skip_backbone: leave the backbone rows to a backbone file (nothing else changes).
+void ast_init_weights(ast_model *m, uint64_t seed, int skip_backbone);
 // Folds every LoRA update into its frozen projection (W += s B A, for export
 // as a plain backbone) and zeroes the LoRA up projections, so the model
 // computes the same function with the LoRA branch contributing nothing.

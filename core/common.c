@@ -1,10 +1,14 @@
 // Status messages, checked allocation, RNG and clock for the training core.
 #include "core/common.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 int petal_fail(petal_err *err, int status, const char *fmt, ...) {
     if (err) {
@@ -16,27 +20,27 @@ int petal_fail(petal_err *err, int status, const char *fmt, ...) {
     return status;
 }
 
-static void oom(size_t bytes) {
+void petal_oom(size_t bytes) {
     fprintf(stderr, "petal: out of memory allocating %zu bytes\n", bytes);
     abort();
 }
 
 void *petal_malloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
-    if (!p) oom(bytes);
+    if (!p) petal_oom(bytes);
     return p;
 }
 
 void *petal_calloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) oom(n * size);
+    if (!p) petal_oom(n * size);
     return p;
 }
 
 float *petal_falloc(size_t n) {
     size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
     void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) oom(bytes);
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) petal_oom(bytes);
     memset(p, 0, bytes);
     return p;
 }
@@ -46,7 +50,7 @@ void *petal_grow(void *p, size_t *cap, size_t need, size_t elem) {
     size_t c = *cap ? *cap : 64;
     while (c < need) c *= 2;
     void *q = realloc(p, c * elem);
-    if (!q) oom(c * elem);
+    if (!q) petal_oom(c * elem);
     *cap = c;
     return q;
 }
@@ -111,4 +115,19 @@ double petal_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int petal_lock(const char *path, petal_err *err) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        petal_fail(err, PETAL_EFAIL, "%s: cannot create lock file (%s)", path, strerror(errno));
+        return -1;
+    }
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno == EINTR) continue;
+        petal_fail(err, PETAL_EFAIL, "%s: flock failed (%s)", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

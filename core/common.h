@@ -37,6 +37,11 @@ void *petal_malloc(size_t bytes);
 void *petal_calloc(size_t n, size_t size);
 // 64-byte aligned, zeroed; free with free().
 float *petal_falloc(size_t n);
+// Reports an allocation of `bytes` that failed and aborts (out of memory is not recoverable).
+void petal_oom(size_t bytes);
+// Opens (creating) the lock file `path` and takes an exclusive flock on it;
+// returns the descriptor (close it to release) or -1 with err filled.
+int petal_lock(const char *path, petal_err *err);
 // Grows array p (capacity *cap elements of elem bytes, doubling from 64) to
 // hold need elements; returns the possibly moved array. Aborts when out of memory.
 void *petal_grow(void *p, size_t *cap, size_t need, size_t elem);

@@ -402,15 +402,9 @@ int featcache_open(featcache **out, featcache_stats *stats, const char *file, co
     char lockpath[4200], tmp[4200];
     snprintf(lockpath, sizeof lockpath, "%s.lock", file);
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", file, (long)getpid());
-    int lfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    int lfd = petal_lock(lockpath, err);
     if (lfd < 0) {
-        st = petal_fail(err, PETAL_EFAIL, "%s: cannot create lock file (%s)", lockpath, strerror(errno));
-        goto fail;
-    }
-    while (flock(lfd, LOCK_EX) != 0) {
-        if (errno == EINTR) continue;
-        st = petal_fail(err, PETAL_EFAIL, "%s: flock failed (%s)", lockpath, strerror(errno));
-        close(lfd);
+        st = PETAL_EFAIL;
         goto fail;
     }
     // Someone may have built it while we waited.

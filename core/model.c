@@ -667,7 +667,9 @@ void ast_model_free(ast_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-void ast_init_weights(ast_model *m, uint64_t seed) { param_init(&m->params, seed); }
+void ast_init_weights(ast_model *m, uint64_t seed, int skip_backbone) {
+    param_init(&m->params, seed, skip_backbone);
+}
 
 // ---- forward -------------------------------------------------------------------------
 

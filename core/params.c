@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
 
 int param_add(param_table *t, const char *name, int slot, int trainable, int ndim, const int *shape) {
     PETAL_ASSERT(t->data == NULL);  // no rows after allocation
@@ -32,28 +33,39 @@ int param_add(param_table *t, const char *name, int slot, int trainable, int ndi
 // Each tensor starts on a 64-byte boundary so vector loops stay aligned.
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
+// Backbone rows first, then the method's own rows, each part in table order,
+// so the backbone region's layout depends on the architecture alone and one
+// node-wide image of it serves every method (core/bbshare.c). The buffer is an
+// anonymous mapping: page-aligned, zero, and resident only where written.
 void param_table_alloc(param_table *t) {
     size_t off = 0, goff = 0;
+    for (int part = 1; part >= 0; part--) {
+        for (int i = 0; i < t->nrows; i++) {
+            param_row *r = &t->rows[i];
+            if (r->backbone != part) continue;
+            r->offset = off;
+            off += round16(r->n);
+        }
+        if (part) off = (off + PARAM_PAGE_FLOATS - 1) / PARAM_PAGE_FLOATS * PARAM_PAGE_FLOATS;
+        if (part) t->nbackbone = off;
+    }
     for (int i = 0; i < t->nrows; i++) {
         param_row *r = &t->rows[i];
-        r->offset = off;
-        off += round16(r->n);
-        if (r->trainable) {
-            r->goff = (ptrdiff_t)goff;
-            goff += round16(r->n);
-        } else {
-            r->goff = -1;
-        }
+        r->goff = r->trainable ? (ptrdiff_t)goff : -1;
+        if (r->trainable) goff += round16(r->n);
     }
     t->ndata = off;
     t->ngrad = goff;
-    t->data = petal_falloc(off);
+    size_t bytes = (off ? off : 1) * sizeof(float);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) petal_oom(bytes);
+    t->data = p;
     t->grad = goff ? petal_falloc(goff) : NULL;
 }
 
 void param_table_free(param_table *t) {
     free(t->rows);
-    free(t->data);
+    if (t->data) munmap(t->data, (t->ndata ? t->ndata : 1) * sizeof(float));
     free(t->grad);
     memset(t, 0, sizeof *t);
 }
@@ -88,25 +100,30 @@ int param_lowest_trainable_slot(const param_table *t) {
     return lo;
 }
 
-void param_init(param_table *t, uint64_t seed) {
+void param_init(param_table *t, uint64_t seed, int skip_backbone) {
     petal_rng rng;
     petal_rng_seed(&rng, seed);
     for (int i = 0; i < t->nrows; i++) {
         const param_row *r = &t->rows[i];
+        // A skipped row still draws its numbers (so the other rows' values do
+        // not depend on skipping) but leaves its pages untouched.
+        int keep = !(skip_backbone && r->backbone);
         float *d = param_data(t, i), sc = r->init_scale;
         for (size_t k = 0; k < r->n; k++) {
+            float v;
             switch (r->init) {
-            case PARAM_INIT_ZERO: d[k] = 0.0f; break;
-            case PARAM_INIT_ONE: d[k] = 1.0f; break;
-            case PARAM_INIT_UNIFORM: d[k] = (float)(sc * (2.0 * petal_rng_uniform(&rng) - 1.0)); break;
-            case PARAM_INIT_NORMAL: d[k] = (float)(sc * petal_rng_normal(&rng)); break;
+            case PARAM_INIT_ZERO: v = 0.0f; break;
+            case PARAM_INIT_ONE: v = 1.0f; break;
+            case PARAM_INIT_UNIFORM: v = (float)(sc * (2.0 * petal_rng_uniform(&rng) - 1.0)); break;
+            case PARAM_INIT_NORMAL: v = (float)(sc * petal_rng_normal(&rng)); break;
             default: {  // truncated at 2 standard deviations
                 double z;
                 do z = petal_rng_normal(&rng);
                 while (fabs(z) > 2.0);
-                d[k] = (float)(sc * z);
+                v = (float)(sc * z);
             }
             }
+            if (keep) d[k] = v;
         }
     }
 }

@@ -10,6 +10,7 @@
 
 #define PARAM_NAME_MAX 96
 #define PARAM_MAX_DIMS 4
+#define PARAM_PAGE_FLOATS 1024  // 4 KiB pages: the backbone region ends on one
 
 typedef struct {
     char name[PARAM_NAME_MAX];
@@ -33,8 +34,10 @@ enum { PARAM_INIT_ZERO, PARAM_INIT_ONE, PARAM_INIT_TRUNC_NORMAL, PARAM_INIT_UNIF
 typedef struct {
     param_row *rows;
     int nrows, cap;
-    float *data;   // (ndata) every tensor, rows laid out in table order
+    float *data;   // (ndata) every tensor: backbone rows first (table order), then the rest
     size_t ndata;
+    size_t nbackbone;  // floats of the backbone region data[0, nbackbone), page-rounded
+    size_t nshared;    // bytes of it mapped from the node's backbone image (core/backbone.c)
     float *grad;   // (ngrad) trainable tensors only, in table order
     size_t ngrad;
 } param_table;
@@ -55,8 +58,10 @@ size_t param_count(const param_table *t, int trainable_only);
 // Lowest `slot` among trainable rows (the backward can stop there);
 // INT_MAX when nothing is trainable.
 int param_lowest_trainable_slot(const param_table *t);
-// Fills every row from its init kind and scale, seeded.
-void param_init(param_table *t, uint64_t seed);
+// Fills every row from its init kind and scale, seeded. With skip_backbone the
+// backbone rows are left as they are (a backbone file will fill them) and
+// every other row gets the same values as without.
+void param_init(param_table *t, uint64_t seed, int skip_backbone);
 // Formats "name (a, b, c)" into buf.
 void param_shape_str(char *buf, size_t n, const param_row *r);
 

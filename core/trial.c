@@ -22,8 +22,8 @@ int trainer_init(trainer *t, const ast_config *cfg, const ast_method *meth,
     t->stop_at_step = -1;
     int st = ast_model_init(&t->m, cfg, meth, tc->batch, err);
     if (st) return st;
-    ast_init_weights(&t->m, tc->seed);
-    if (backbone && (st = backbone_load(&t->m, backbone, 0, err))) {
+    ast_init_weights(&t->m, tc->seed, backbone != NULL);
+    if (backbone && (st = backbone_load(&t->m, backbone, 0, tc->share_dir, err))) {
         ast_model_free(&t->m);
         return st;
     }

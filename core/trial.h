@@ -18,6 +18,7 @@ typedef struct {
     adamw_config opt;
     uint64_t seed;             // initialisation, shuffling, augmentation
     const specaug_config *aug; // SpecAugment on training batches; NULL = off
+    const char *share_dir;     // backbone_load's node-wide image folder; NULL = private copy
 } trial_config;
 
 typedef struct {

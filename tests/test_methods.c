@@ -136,13 +136,13 @@ static void check_neutral(void) {
     ast_method base = method_of("linear");
     ast_model bm;
     PETAL_ASSERT(ast_model_init(&bm, &cfg, &base, B, &err) == PETAL_OK);
-    ast_init_weights(&bm, 5);
+    ast_init_weights(&bm, 5, 0);
     ast_forward(&bm, fb, NULL, B, NULL);
     for (size_t k = 0; k < sizeof neutral / sizeof neutral[0]; k++) {
         ast_method meth = method_of(neutral[k]);
         ast_model m;
         PETAL_ASSERT(ast_model_init(&m, &cfg, &meth, B, &err) == PETAL_OK);
-        ast_init_weights(&m, 77);
+        ast_init_weights(&m, 77, 0);
         for (int i = 0; i < m.params.nrows; i++) {  // the backbone's weights
             int j = param_find(&bm.params, m.params.rows[i].name);
             if (j >= 0)
@@ -173,7 +173,7 @@ static void check_frozen(void) {
         ast_method meth = method_of(methods[k]);
         ast_model m;
         PETAL_ASSERT(ast_model_init(&m, &cfg, &meth, B, &err) == PETAL_OK);
-        ast_init_weights(&m, 1);
+        ast_init_weights(&m, 1, 0);
         float *init = petal_falloc(m.params.ndata);
         memcpy(init, m.params.data, m.params.ndata * sizeof *init);
         adamw_config oc = adamw_defaults(1e-2f);
@@ -254,7 +254,7 @@ static void check_lora_merge(void) {
     ast_method meth = method_of("lora;lora.targets=qkvo;lora.rank=4");
     ast_model m;
     PETAL_ASSERT(ast_model_init(&m, &cfg, &meth, B, &err) == PETAL_OK);
-    ast_init_weights(&m, 3);
+    ast_init_weights(&m, 3, 0);
     petal_rng rng;
     petal_rng_seed(&rng, 8);
     for (int i = 0; i < m.params.nrows; i++)  // a trained-looking LoRA: A and B nonzero

@@ -112,7 +112,7 @@ static void check_backward_work(void) {
         petal_err err;
         ast_method_parse(&meth, names[k], &err);
         PETAL_ASSERT(ast_model_init(&m, &c, &meth, B, &err) == PETAL_OK);
-        ast_init_weights(&m, 1);
+        ast_init_weights(&m, 1, 0);
         ast_forward(&m, x, y, B, NULL);
         petal_gemm_flops = 0;
         ast_backward(&m, y, B);
