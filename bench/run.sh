@@ -4,6 +4,7 @@
 #   BENCH_METHODS="full lora ..." BENCH_SIZE=base BENCH_THREADS=2 BENCH_STEPS=5 (defaults: every method)
 #   BENCH_REPEAT=R   run each side R times and keep its fastest run (the machine is shared)
 #   BENCH_LONG=0     skip the long-clip line; BENCH_LONG_STEPS=S its timed steps (default 2)
+#   BENCH_SHARE=0    skip the one-backbone-per-node line (bench/share.sh: PSS of 4 processes)
 # One line per method:
 #   bench method=M frames=T batch=B samples_per_s=X torch_samples_per_s=Y ratio=X/Y
 #         gflops=G exec_gflops=E sgemm_gflops=S sgemm_frac=G/S rss_mib=R torch_rss_mib=TR
@@ -57,4 +58,5 @@ for m in $methods; do line "$m" "$frames" "$batch" "$batch" "$steps"; done
 if [ "${BENCH_LONG:-1}" != 0 ]; then
   line adapter_pfeiffer 500 32 8 "${BENCH_LONG_STEPS:-2}"
 fi
-if [ -f bench/fbank.sh ]; then bash bench/fbank.sh; fi
+if [ "${BENCH_SHARE:-1}" != 0 ]; then bash bench/share.sh; fi
+bash bench/fbank.sh
