@@ -23,6 +23,7 @@ static const char usage[] =
     "pooling; the score is then the softmax probability (trials are single-label).\n"
     "  --top K       classes per file (default 5; at most the number of classes)\n"
     "  --threads N   OpenBLAS / OpenMP threads (default: SLURM_CPUS_PER_TASK or all)\n"
+    BACKBONE_CACHE_HELP
     "Exit 2 if any file could not be read (the others are still classified).\n";
 
 // Labels go between tabs: tabs and newlines inside them become spaces.

@@ -502,8 +502,10 @@ static int share_backbone(int *shared, ast_model *m, const char *path, const cha
     snprintf(img, sizeof img, "%s/%016llx.img", dir, (unsigned long long)key);
     snprintf(lock, sizeof lock, "%s.lock", img);
     int st = PETAL_OK, lfd = -1, fd = -1, loaded = 0;
-    if (mkdir(dir, 0777) && errno != EEXIST) {
-        petal_fail(&why, PETAL_EFAIL, "%s: cannot create (%s)", dir, strerror(errno));
+    struct stat db;
+    if (mkdir(dir, 0777) && (errno != EEXIST || stat(dir, &db) || !S_ISDIR(db.st_mode))) {
+        petal_fail(&why, PETAL_EFAIL, "backbone cache %s: %s", dir,
+                   errno == EEXIST ? "not a folder" : strerror(errno));
         goto out;
     }
     fd = open(img, O_RDONLY | O_CLOEXEC);

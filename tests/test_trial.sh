@@ -110,5 +110,21 @@ rc=$?
 check '[ $rc = 0 ] && [ -f "$T/demo/backbone.h5" ] && grep -q "^| prompt deep P4 | " "$T/out"' \
   "demo --quick: $(tail -3 "$T/err") $(tail -3 "$T/out")"
 
+# A backbone file shared through the node-wide image gives the same trial as a
+# private copy; an unusable image folder warns and falls back to a private copy.
+$P model init --size tiny --frames 100 --out "$T/bb.h5" >/dev/null
+bargs="--data esc50 $T/data --fold 2 --set features.frames=128 --set features.mel_bins=32
+       --epochs 1 --batch 8 --method adapter_pfeiffer --set adapter.dim=8 --backbone $T/bb.h5"
+$P train $bargs --backbone-cache "$T/images" >"$T/out_s" 2>"$T/err"
+rc=$?
+check '[ $rc = 0 ] && ls "$T"/images/*.img >/dev/null 2>&1' "shared backbone trial (rc $rc): $(cat "$T/err")"
+$P train $bargs --backbone-cache off >"$T/out_p" 2>"$T/err"
+check '[ "$(grep ^result "$T/out_s")" = "$(grep ^result "$T/out_p")" ] && grep -q ^result "$T/out_p"' \
+  "shared and private backbones give one result: $(grep ^result "$T/out_s") vs $(grep ^result "$T/out_p")"
+PETAL_BACKBONE_CACHE="$T/bb.h5" $P train $bargs >"$T/out_w" 2>"$T/err"
+rc=$?
+check '[ $rc = 0 ] && grep -q "loading a private copy" "$T/err" && [ "$(grep ^result "$T/out_w")" = "$(grep ^result "$T/out_p")" ]' \
+  "an unusable image folder warns and loads privately (rc $rc): $(cat "$T/err")"
+
 echo "trial: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
