@@ -5,6 +5,8 @@
 #   BENCH_REPEAT=R   run each side R times and keep its fastest run (the machine is shared)
 #   BENCH_LONG=0     skip the long-clip line; BENCH_LONG_STEPS=S its timed steps (default 2)
 #   BENCH_SHARE=0    skip the one-backbone-per-node line (bench/share.sh: PSS of 4 processes)
+# Then the linear-probing line (epoch 1, which fills the encoder-output cache,
+# against the mean of epochs 2-4).
 # One line per method:
 #   bench method=M frames=T batch=B samples_per_s=X torch_samples_per_s=Y ratio=X/Y
 #         gflops=G exec_gflops=E sgemm_gflops=S sgemm_frac=G/S rss_mib=R torch_rss_mib=TR
@@ -58,5 +60,13 @@ for m in $methods; do line "$m" "$frames" "$batch" "$batch" "$steps"; done
 if [ "${BENCH_LONG:-1}" != 0 ]; then
   line adapter_pfeiffer 500 32 8 "${BENCH_LONG_STEPS:-2}"
 fi
+# Linear probing through the feature cache of encoder outputs: epoch 1 runs the
+# frozen encoder over every example once, later epochs train the head alone.
+lp=$(./petal train --synthetic --set model.size="$size" --set features.mel_bins=128 \
+       --set features.frames="$frames" --method linear --epochs 4 --batch "$batch" \
+       --threads "$threads" --backbone-cache off)
+echo "$lp" | awk -v f="$frames" -v b="$batch" '
+  /^epoch / { for (i = 1; i <= NF; i++) if ($i ~ /^seconds=/) { s = substr($i, 9); n++; if (n == 1) first = s; else later += s } }
+  END { later /= (n - 1); printf "bench linear_probe frames=%s batch=%s first_epoch_s=%.3f later_epoch_s=%.4f ratio=%.0f\n", f, b, first, later, first / (later > 0 ? later : 1e-4) }'
 if [ "${BENCH_SHARE:-1}" != 0 ]; then bash bench/share.sh; fi
 bash bench/fbank.sh

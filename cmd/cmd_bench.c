@@ -79,7 +79,7 @@ int cmd_bench(int argc, char **argv) {
     double ceiling = sgemm_ceiling();
 
     ast_model m;
-    if (ast_model_init(&m, &cfg, &meth, batch, &err)) {
+    if (ast_model_init_layerwise(&m, &cfg, &meth, batch, &err)) {
         fprintf(stderr, "petal bench: %s\n", err.msg);
         return 2;
     }
@@ -105,10 +105,7 @@ int cmd_bench(int argc, char **argv) {
             memset(petal_profile_s, 0, sizeof petal_profile_s);
         }
         ast_forward(&m, x, y, batch, NULL);
-        ast_backward(&m, y, batch);
-        double to = prof_start();
-        adamw_step(&opt, &m.params, oc.lr);
-        prof_stop(PROF_OPTIMIZER, to);
+        train_backward_step(&m, &opt, oc.lr, y, batch);
     }
     double secs = petal_now() - t0;
     petal_profile = 0;

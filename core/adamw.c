@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "core/ops.h"
 #include "core/vmath.h"
 
 adamw_config adamw_defaults(float lr) {
@@ -15,7 +16,7 @@ adamw_config adamw_defaults(float lr) {
 void adamw_init(adamw_state *s, const adamw_config *cfg, const param_table *t) {
     memset(s, 0, sizeof *s);
     s->cfg = *cfg;
-    s->n = t->ngrad;
+    s->n = t->nmom;
     s->m = petal_falloc(s->n);
     s->v = petal_falloc(s->n);
 }
@@ -51,31 +52,47 @@ static void adamw_range(float *p, const float *g, float *m, float *v, size_t k0,
     }
 }
 
-void adamw_step(adamw_state *s, param_table *t, float lr) {
+void adamw_begin(adamw_state *s, float lr) {
     const adamw_config *c = &s->cfg;
     s->step++;
     // Same operation order as torch.optim.AdamW (single-tensor path).
-    float bc1 = 1.0f - powf(c->beta1, (float)s->step);
-    float bc2_sqrt = sqrtf(1.0f - powf(c->beta2, (float)s->step));
-    float step_size = lr / bc1;
+    s->lr = lr;
+    s->bc1 = 1.0f - powf(c->beta1, (float)s->step);
+    s->bc2_sqrt = sqrtf(1.0f - powf(c->beta2, (float)s->step));
+}
+
+void adamw_apply(adamw_state *s, param_table *t, int layer) {
+    const adamw_config *c = &s->cfg;
+    double t0 = prof_start();
+    float lr = s->lr, step_size = lr / s->bc1;
+    size_t n_all = 0;
+    for (int i = 0; i < t->nrows; i++)
+        if (t->rows[i].trainable && (layer == PARAM_EVERY_LAYER || t->rows[i].layer == layer))
+            n_all += t->rows[i].n;
     // One parallel region: every thread takes its static share of each row
     // (no barrier between rows); elements are independent, so the split does
     // not change any result.
-#pragma omp parallel if (t->ngrad > 65536)
+#pragma omp parallel if (n_all > 65536)
     {
         int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         for (int i = 0; i < t->nrows; i++) {
             const param_row *r = &t->rows[i];
-            if (!r->trainable) continue;
+            if (!r->trainable || (layer != PARAM_EVERY_LAYER && r->layer != layer)) continue;
             float decay = r->decay ? 1.0f - lr * c->weight_decay : 1.0f;
             size_t n = r->n, nv = (n + VL - 1) / VL;  // split in whole vectors
             size_t k0 = nv * tid / nt * VL, k1 = nv * (tid + 1) / nt * VL;
             k1 = k1 < n ? k1 : n;
             if (k0 < k1)
-                adamw_range(t->data + r->offset, t->grad + r->goff, s->m + r->goff, s->v + r->goff,
-                            k0, k1, decay, c->beta1, c->beta2, bc2_sqrt, c->eps, step_size);
+                adamw_range(t->data + r->offset, t->grad + r->goff, s->m + r->moff, s->v + r->moff,
+                            k0, k1, decay, c->beta1, c->beta2, s->bc2_sqrt, c->eps, step_size);
         }
     }
+    prof_stop(PROF_OPTIMIZER, t0);
+}
+
+void adamw_step(adamw_state *s, param_table *t, float lr) {
+    adamw_begin(s, lr);
+    adamw_apply(s, t, PARAM_EVERY_LAYER);
 }
 
 float cosine_lr(float base_lr, long step, long total_steps) {

@@ -144,6 +144,11 @@ typedef struct {
     float lora_s;       // LoRA scaling
     param_table params;
     ast_tensors w, g;   // weights, gradients (NULL where frozen)
+    // Called by ast_backward as soon as encoder layer l's gradients are final
+    // (top layer first; only layers the backward visits), e.g. to apply the
+    // optimizer to them; NULL = none. Required by ast_model_init_layerwise.
+    void (*on_layer)(void *ctx, int l);
+    void *on_layer_ctx;
     ast_acts a;
     float *arena;       // one allocation behind every ast_acts field
     size_t arena_floats;
@@ -153,6 +158,12 @@ typedef struct {
 // Builds the parameter table and the activation arena (method resolved here).
 int ast_model_init(ast_model *m, const ast_config *cfg, const ast_method *method, int max_batch,
                    petal_err *err);
+// The same with one encoder layer's worth of gradient memory that every layer
+// shares: the gradients of layer l live only until on_layer(ctx, l) returns
+// (which must consume them: train_backward_step applies AdamW there). For training;
+// full fine-tuning then holds its weights, two moments and one layer of gradients.
+int ast_model_init_layerwise(ast_model *m, const ast_config *cfg, const ast_method *method,
+                             int max_batch, petal_err *err);
 void ast_model_free(ast_model *m);
 // Seeded initialisation of every tensor by its row's rule: HF's for the
 // backbone (N(0, 0.02) truncated, biases 0, LayerNorm (1, 0)), docs/METHODS.md
@@ -178,6 +189,7 @@ double ast_infer(ast_model *m, const float *fbank, const int *labels, int B, int
 void ast_encode(ast_model *m, float *enc, const float *fbank, int B);
 double ast_forward_encoded(ast_model *m, const float *enc, const int *labels, int B,
                            int *correct);
-// Gradients of the last forward's loss into params.grad (zeroed first).
+// Gradients of the last forward's loss into params.grad (zeroed first),
+// calling m->on_layer after each encoder layer.
 void ast_backward(ast_model *m, const int *labels, int B);
 #endif

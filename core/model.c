@@ -589,9 +589,23 @@ static void carve(ast_model *m, float *base) {
     m->arena_floats = off;
 }
 
+static int model_init(ast_model *m, const ast_config *cfg, const ast_method *method,
+                      int max_batch, int layerwise, petal_err *err);
+
 int ast_model_init(ast_model *m, const ast_config *cfg, const ast_method *method, int max_batch,
                    petal_err *err) {
+    return model_init(m, cfg, method, max_batch, 0, err);
+}
+
+int ast_model_init_layerwise(ast_model *m, const ast_config *cfg, const ast_method *method,
+                             int max_batch, petal_err *err) {
+    return model_init(m, cfg, method, max_batch, 1, err);
+}
+
+static int model_init(ast_model *m, const ast_config *cfg, const ast_method *method,
+                      int max_batch, int layerwise, petal_err *err) {
     memset(m, 0, sizeof *m);
+    m->params.layer_grads = layerwise;
     int st = ast_config_check(cfg, err);
     if (st) return st;
     if (max_batch <= 0) return petal_fail(err, PETAL_EINPUT, "batch size must be positive");
@@ -995,6 +1009,17 @@ static void site_backward(ast_model *m, int l, int s, int B) {
         layernorm_backward(p.need_dx ? a->dres : NULL, glnw, glnb, dln, x, lnw, mean, rstd, N, C);
 }
 
+// Layer l's gradients are final: hand them to the optimizer; with layer-shared
+// gradient memory, clear the block for the next layer down.
+static void layer_done(ast_model *m, int l) {
+    param_table *t = &m->params;
+    if (m->on_layer) m->on_layer(m->on_layer_ctx, l);
+    if (t->layer_grads) {
+        PETAL_ASSERT(m->on_layer);  // nothing else could read these gradients
+        memset(t->grad + t->glayer, 0, (t->ngrad - t->glayer) * sizeof(float));
+    }
+}
+
 void ast_backward(ast_model *m, const int *labels, int B) {
     const ast_config *c = &m->cfg;
     PETAL_ASSERT(m->kept);  // the last forward kept what the backward reads
@@ -1027,11 +1052,9 @@ void ast_backward(ast_model *m, const int *labels, int B) {
     // a->dres holds the gradient of the residual stream leaving layer l. Slot
     // 2l+s is processed while it is >= the floor; it passes a gradient down
     // only when a lower slot trains.
-    for (int l = c->L - 1; l >= 0; l--) {
-        for (int s = 1; s >= 0; s--) {
-            if (2 * l + s < m->bw_floor) return;
-            site_backward(m, l, s, B);
-        }
+    for (int l = c->L - 1; l >= 0 && 2 * l + 1 >= m->bw_floor; l--) {
+        if (l < c->L - 1) layer_done(m, l + 1);
+        for (int s = 1; s >= 0 && 2 * l + s >= m->bw_floor; s--) site_backward(m, l, s, B);
         if (g->deep && l >= 1 && 2 * l - 1 >= m->bw_floor) {
             // deep prompt l-1 replaced tokens 1..P entering layer l: its gradient
             // is theirs, and nothing flows to the replaced outputs of layer l-1.
@@ -1043,6 +1066,7 @@ void ast_backward(ast_model *m, const int *labels, int B) {
             }
         }
     }
+    if (m->bw_floor <= 2 * c->L - 1) layer_done(m, m->bw_floor < 0 ? 0 : m->bw_floor / 2);
     if (m->bw_floor < 0)
         embed_backward(g->patch_w, g->patch_b, g->cls, g->dist, g->prompt, g->pos, a->dres, a->cols,
                        B, m->NP, P, m->PP, C);

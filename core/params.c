@@ -21,6 +21,7 @@ int param_add(param_table *t, const char *name, int slot, int trainable, int ndi
     r->slot = slot;
     r->trainable = (unsigned char)(trainable != 0);
     r->decay = 1;  // AdamW decays every tensor by default, as torch.optim.AdamW does
+    if (sscanf(name, "encoder.layer.%d.", &r->layer) != 1) r->layer = -1;
     r->n = 1;
     for (int i = 0; i < ndim; i++) {
         r->shape[i] = shape[i];
@@ -49,13 +50,41 @@ void param_table_alloc(param_table *t) {
         if (part) off = (off + PARAM_PAGE_FLOATS - 1) / PARAM_PAGE_FLOATS * PARAM_PAGE_FLOATS;
         if (part) t->nbackbone = off;
     }
+    // Moments: every trainable row in table order. Gradients: the same, or with
+    // layer_grads the rows outside the layers first, then one block as large as
+    // the largest layer's rows, each layer's rows at their offsets within it.
+    size_t mom = 0, outside = 0, block = 0;
     for (int i = 0; i < t->nrows; i++) {
         param_row *r = &t->rows[i];
-        r->goff = r->trainable ? (ptrdiff_t)goff : -1;
-        if (r->trainable) goff += round16(r->n);
+        r->moff = r->trainable ? (ptrdiff_t)mom : -1;
+        if (r->trainable) mom += round16(r->n);
+        if (r->trainable && r->layer < 0) outside += round16(r->n);
     }
+    ptrdiff_t start = 0;  // moment offset of the current layer's first trainable row
+    for (int i = 0, l = -1; i < t->nrows; i++) {
+        param_row *r = &t->rows[i];
+        if (!r->trainable) {
+            r->goff = -1;
+        } else if (!t->layer_grads) {
+            r->goff = r->moff;
+        } else if (r->layer < 0) {
+            r->goff = (ptrdiff_t)goff;
+            goff += round16(r->n);
+        } else {
+            // A layer's rows come together in table order (model.c adds them in one pass).
+            PETAL_ASSERT(r->layer >= l);
+            if (r->layer != l) start = r->moff, l = r->layer;
+            r->goff = (ptrdiff_t)outside + (r->moff - start);
+            size_t end = (size_t)(r->goff - (ptrdiff_t)outside) + round16(r->n);
+            block = end > block ? end : block;
+        }
+    }
+    if (!t->layer_grads) goff = mom;
+    else goff = outside + block;
     t->ndata = off;
     t->ngrad = goff;
+    t->glayer = t->layer_grads ? outside : goff;
+    t->nmom = mom;
     size_t bytes = (off ? off : 1) * sizeof(float);
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) petal_oom(bytes);
@@ -84,6 +113,17 @@ float *param_data(const param_table *t, int row) {
 float *param_grad(const param_table *t, int row) {
     PETAL_ASSERT(row >= 0 && row < t->nrows);
     return t->rows[row].goff < 0 ? NULL : t->grad + t->rows[row].goff;
+}
+
+int param_grads_finite(const param_table *t, int layer) {
+    float s = 0.0f;
+    for (int i = 0; i < t->nrows; i++) {
+        const param_row *r = &t->rows[i];
+        if (!r->trainable || (layer != PARAM_EVERY_LAYER && r->layer != layer)) continue;
+        const float *g = t->grad + r->goff;
+        for (size_t k = 0; k < r->n; k++) s += g[k] * 0.0f;  // NaN and Inf propagate
+    }
+    return s == 0.0f;
 }
 
 size_t param_count(const param_table *t, int trainable_only) {

@@ -18,7 +18,9 @@ typedef struct {
     int shape[PARAM_MAX_DIMS];
     size_t n;        // elements
     size_t offset;   // into param_table.data
-    ptrdiff_t goff;  // into param_table.grad (and the moments); -1 when frozen
+    ptrdiff_t goff;  // into param_table.grad; -1 when frozen
+    ptrdiff_t moff;  // into the AdamW moments (trainable rows in table order); -1 when frozen
+    int layer;       // encoder layer of an `encoder.layer.<l>.` tensor, else -1
     int slot;        // place in forward order: -1 embeddings, 2l MHSA side of layer l,
                      // 2l+1 FFN side, 2L final LayerNorm and head
     unsigned char trainable, decay;
@@ -38,8 +40,14 @@ typedef struct {
     size_t ndata;
     size_t nbackbone;  // floats of the backbone region data[0, nbackbone), page-rounded
     size_t nshared;    // bytes of it mapped from the node's backbone image (core/backbone.c)
-    float *grad;   // (ngrad) trainable tensors only, in table order
+    float *grad;   // (ngrad) trainable tensors only, in table order; with layer_grads
+                   // the rows outside the layers, then one encoder layer's block that
+                   // every layer's rows share (the optimizer applies each layer's
+                   // gradients before the next layer's backward writes them)
     size_t ngrad;
+    size_t glayer;    // with layer_grads: where the shared layer block starts in grad
+    size_t nmom;      // floats of each AdamW moment: every trainable row, in table order
+    int layer_grads;  // set before param_table_alloc
 } param_table;
 
 // Appends a row (before param_table_alloc); returns its index. Init defaults to
@@ -53,6 +61,10 @@ int param_find(const param_table *t, const char *name);
 float *param_data(const param_table *t, int row);
 // NULL when the row is frozen.
 float *param_grad(const param_table *t, int row);
+// 1 when every gradient of the rows of `layer` (-1: the rows outside the
+// encoder layers; PARAM_EVERY_LAYER: all rows) is finite.
+int param_grads_finite(const param_table *t, int layer);
+#define PARAM_EVERY_LAYER (-2)
 // Counts elements: all rows, or only trainable ones.
 size_t param_count(const param_table *t, int trainable_only);
 // Lowest `slot` among trainable rows (the backward can stop there);

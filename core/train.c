@@ -1,4 +1,4 @@
-// ==== Synthetic features for smoke runs, tests and benchmarks ====================
+// ==== The optimizer step; synthetic features for smoke runs, tests and benchmarks ====
 #include "core/train.h"
 
 #include <math.h>
@@ -20,4 +20,29 @@ void synthetic_features(float *x, int *y, int n, int frames, int F, int K, uint6
                 xi[(size_t)t * F + f] = v;
             }
     }
+}
+
+typedef struct {
+    ast_model *m;
+    adamw_state *opt;
+    int bad;
+} step_ctx;
+
+static void step_layer(void *ctx, int l) {
+    step_ctx *c = ctx;
+    if (!c->bad && !param_grads_finite(&c->m->params, l)) c->bad = 1;
+    if (!c->bad) adamw_apply(c->opt, &c->m->params, l);
+}
+
+int train_backward_step(ast_model *m, adamw_state *opt, float lr, const int *labels, int B) {
+    step_ctx c = {m, opt, 0};
+    m->on_layer = step_layer;
+    m->on_layer_ctx = &c;
+    adamw_begin(opt, lr);
+    ast_backward(m, labels, B);
+    m->on_layer = NULL;
+    m->on_layer_ctx = NULL;
+    if (!c.bad && !param_grads_finite(&m->params, -1)) c.bad = 1;
+    if (!c.bad) adamw_apply(opt, &m->params, -1);
+    return c.bad ? -1 : 0;
 }

@@ -2,6 +2,7 @@
 // features. The trainer (core/trial.h) builds on these.
 #ifndef PETAL_TRAIN_H
 #define PETAL_TRAIN_H
+#include "core/adamw.h"
 #include "core/ast.h"
 
 // n examples of (frames, F) features with integer labels.
@@ -19,6 +20,13 @@ typedef struct {
 
 // Forward only (BatchNorm on running statistics), in batches of the model's Bm.
 void evaluate(epoch_stats *out, ast_model *m, const feature_set *data);
+
+// The optimizer step after a training forward: the backward, with AdamW
+// (started at lr) applied to each encoder layer as soon as its gradients are
+// final, then to the rows outside the layers; results equal ast_backward then
+// adamw_step. Returns 0, or -1 when a gradient is not finite (that part and
+// every part after it are left unchanged; the step counter has advanced).
+int train_backward_step(ast_model *m, adamw_state *opt, float lr, const int *labels, int B);
 
 // A learnable synthetic set for smoke runs and benchmarks: class k lifts a band
 // of mel bins and a rhythm of frames above N(0, 1) noise. x (n, frames, F), y (n).

@@ -20,7 +20,7 @@ int trainer_init(trainer *t, const ast_config *cfg, const ast_method *meth,
     t->valid = valid && valid->n ? valid : NULL;
     t->test = test;
     t->stop_at_step = -1;
-    int st = ast_model_init(&t->m, cfg, meth, tc->batch, err);
+    int st = ast_model_init_layerwise(&t->m, cfg, meth, tc->batch, err);
     if (st) return st;
     ast_init_weights(&t->m, tc->seed, backbone != NULL);
     if (backbone && (st = backbone_load(&t->m, backbone, 0, tc->share_dir, err))) {
@@ -93,12 +93,6 @@ void trainer_free(trainer *t) {
     memset(t, 0, sizeof *t);
 }
 
-static int grads_finite(const param_table *p) {
-    float s = 0.0f;
-    for (size_t i = 0; i < p->ngrad; i++) s += p->grad[i] * 0.0f;  // NaN/Inf propagate
-    return s == 0.0f;
-}
-
 // One optimizer step over the next batch of the current epoch.
 static int train_step(trainer *t, petal_err *err) {
     const ast_config *c = &t->m.cfg;
@@ -122,11 +116,9 @@ static int train_step(trainer *t, petal_err *err) {
     if (!isfinite(loss))
         return petal_fail(err, PETAL_EFAIL, "loss is %g at epoch %d, step %ld", loss,
                           t->epoch + 1, t->step);
-    ast_backward(&t->m, t->yb, B);
-    if (!grads_finite(&t->m.params))
+    if (train_backward_step(&t->m, &t->opt, cosine_lr(t->tc.opt.lr, t->step, t->total_steps), t->yb, B))
         return petal_fail(err, PETAL_EFAIL, "non-finite gradient at epoch %d, step %ld",
                           t->epoch + 1, t->step);
-    adamw_step(&t->opt, &t->m.params, cosine_lr(t->tc.opt.lr, t->step, t->total_steps));
     t->step++;
     t->pos += B;
     t->loss_sum += loss * B;
@@ -190,7 +182,7 @@ int trainer_run(trainer *t, const char *ckpt, const char *config_text, FILE *his
         if (history)
             fprintf(history,
                     "epoch %d train_loss=%.4f train_acc=%.4f valid_loss=%.4f valid_acc=%.4f "
-                    "lr=%.3g seconds=%.2f\n",
+                    "lr=%.3g seconds=%.4f\n",
                     t->epoch, h->train_loss, h->train_acc, h->valid_loss, h->valid_acc, h->lr,
                     h->seconds);
         t->pos = 0;

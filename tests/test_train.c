@@ -34,7 +34,7 @@ static void train(trainer *t, const char *method, const feature_set *data, int e
     trial_config tc = {.epochs = epochs, .batch = 8, .seed = seed,
                        .opt = adamw_defaults(meth.base == METHOD_FULL ? 1e-3f : 5e-3f)};
     PETAL_ASSERT(trainer_init(t, &c, &meth, &tc, data, data, data, NULL, &err) == PETAL_OK);
-    CHECK(t->opt.n == t->m.params.ngrad, "moments sized like the gradient buffer");
+    CHECK(t->opt.n == t->m.params.nmom, "moments sized for every trainable row");
     CHECK(trainer_run(t, NULL, NULL, NULL, &err) == PETAL_OK, "run: %s", err.msg);
     if (epochs) *first_loss = t->hist[0].train_loss, *last_loss = t->hist[epochs - 1].train_loss;
 }
@@ -89,8 +89,17 @@ static void check_frozen(const char *method) {
     }
     CHECK(frozen_same, "%s: frozen tensors bit-identical after training", method);
     CHECK(trained_moved, "%s: every trainable tensor moved", method);
-    CHECK(p->ngrad == expect_grad, "%s: gradient memory = trainable rows only (%zu vs %zu)",
-          method, p->ngrad, expect_grad);
+    CHECK(p->nmom == expect_grad, "%s: moment memory = trainable rows only (%zu vs %zu)",
+          method, p->nmom, expect_grad);
+    // The trainer's model keeps one encoder layer's gradients at a time.
+    size_t outside = 0, layer0 = 0;
+    for (int i = 0; i < p->nrows; i++) {
+        const param_row *r = &p->rows[i];
+        if (r->trainable && r->layer < 0) outside += (r->n + 15) / 16 * 16;
+        if (r->trainable && r->layer == 0) layer0 += (r->n + 15) / 16 * 16;
+    }
+    CHECK(p->ngrad == outside + layer0, "%s: gradient memory = the rows outside the layers + one "
+          "layer (%zu vs %zu + %zu)", method, p->ngrad, outside, layer0);
     free(init);
     trainer_free(&t);
     free_set(&d);
@@ -98,6 +107,62 @@ static void check_frozen(const char *method) {
 
 // Backward GEMM FLOPs per method: frozen weights run no weight-gradient GEMM,
 // and nothing runs below the lowest trainable layer.
+// The trainer's step (train_backward_step on a layerwise model: AdamW per
+// layer inside the backward, one layer of gradient memory) equals the plain
+// backward then adamw_step, bit for bit, for every kind of method.
+static void check_layerwise_step(void) {
+    ast_config c = tiny();
+    int B = 4;
+    float *x = petal_falloc((size_t)B * c.frames * c.F);
+    int y[4];
+    synthetic_features(x, y, B, c.frames, c.F, c.K, 2);
+    const char *methods[] = {"full", "bitfit", "lora", "adapter_houlsby", "conformer",
+                             "prompt_deep", "prefix", "soft_moa", "dense_moa", "linear"};
+    for (size_t k = 0; k < sizeof methods / sizeof methods[0]; k++) {
+        ast_method meth;
+        ast_model a, b;
+        petal_err err;
+        PETAL_ASSERT(ast_method_parse(&meth, methods[k], &err) == PETAL_OK);
+        PETAL_ASSERT(ast_model_init(&a, &c, &meth, B, &err) == PETAL_OK);
+        PETAL_ASSERT(ast_model_init_layerwise(&b, &c, &meth, B, &err) == PETAL_OK);
+        ast_init_weights(&a, 5, 0);
+        ast_init_weights(&b, 5, 0);
+        adamw_config oc = adamw_defaults(3e-3f);
+        adamw_state oa, ob;
+        adamw_init(&oa, &oc, &a.params);
+        adamw_init(&ob, &oc, &b.params);
+        int ok = 1;
+        for (int s = 0; s < 3; s++) {
+            ast_forward(&a, x, y, B, NULL);
+            ast_backward(&a, y, B);
+            adamw_step(&oa, &a.params, cosine_lr(oc.lr, s, 3));
+            ast_forward(&b, x, y, B, NULL);
+            ok &= train_backward_step(&b, &ob, cosine_lr(oc.lr, s, 3), y, B) == 0;
+        }
+        CHECK(ok, "%s: layerwise step reported a non-finite gradient", methods[k]);
+        CHECK(!memcmp(a.params.data, b.params.data, a.params.ndata * sizeof(float)) &&
+              !memcmp(oa.m, ob.m, oa.n * sizeof(float)) && !memcmp(oa.v, ob.v, oa.n * sizeof(float)),
+              "%s: layerwise AdamW differs from backward + adamw_step", methods[k]);
+        if (!strcmp(methods[k], "full")) {
+            CHECK(b.params.ngrad < a.params.ngrad, "full: layerwise gradients %zu of %zu floats",
+                  b.params.ngrad, a.params.ngrad);
+            // The per-part finiteness check the step relies on.
+            int r = param_find(&a.params, "encoder.layer.1.output.dense.weight");
+            PETAL_ASSERT(r >= 0);
+            param_grad(&a.params, r)[7] = INFINITY;
+            CHECK(!param_grads_finite(&a.params, 1) && param_grads_finite(&a.params, 0) &&
+                  param_grads_finite(&a.params, -1) &&
+                  !param_grads_finite(&a.params, PARAM_EVERY_LAYER),
+                  "a non-finite gradient is found in its layer only");
+        }
+        adamw_free(&oa);
+        adamw_free(&ob);
+        ast_model_free(&a);
+        ast_model_free(&b);
+    }
+    free(x);
+}
+
 static void check_backward_work(void) {
     ast_config c = tiny();
     int B = 4, N = B * ast_tokens(&c), NP = ast_tokens(&c) - 2;
@@ -306,6 +371,7 @@ static void check_fast_path(void) {
 }
 
 int main(void) {
+    check_layerwise_step();
     check_determinism_and_learning();
     check_frozen("linear");
     check_frozen("bitfit");
