@@ -483,11 +483,16 @@ static void prune_images(const char *dir, const char *keep) {
 
 // Shares m's backbone rows through the node's image of `path` (building it
 // if needed). *shared = 1 when done; 0 when the image cannot be used (a
-// warning says why; the caller loads privately). Returns a load error only.
+// warning says why; the caller loads privately) or when less than 64 KiB of
+// the backbone is frozen. Returns a load error only.
 static int share_backbone(int *shared, ast_model *m, const char *path, const char *dir,
                           int file_frames, petal_err *err) {
     *shared = 0;
     param_table *t = &m->params;
+    size_t frozen = 0;
+    for (int i = 0; i < t->nrows; i++)
+        if (t->rows[i].backbone && !t->rows[i].trainable) frozen += t->rows[i].n;
+    if (frozen * sizeof(float) < (size_t)64 << 10) return PETAL_OK;  // full fine-tuning: nothing to share
     char real[PATH_MAX], img[PATH_MAX + 64], lock[PATH_MAX + 80];
     struct stat sb;
     petal_err why = {0};
