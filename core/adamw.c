@@ -30,12 +30,18 @@ void adamw_free(adamw_state *s) {
 // p, m, v over [k0, k1) of one row: same operations, in the same order, per
 // element as the scalar loop (no contraction in ISO C mode, IEEE sqrt and
 // division), so the vector lanes change nothing in the results.
-static void adamw_range(float *p, const float *g, float *m, float *v, size_t k0, size_t k1,
-                        float decay, float b1, float b2, float bc2_sqrt, float eps,
-                        float step_size) {
+// With clear, each gradient is zeroed once read (while its line is in cache).
+// Returns 1 when every gradient read was finite.
+static int adamw_range(float *p, float *g, float *m, float *v, size_t k0, size_t k1,
+                       float decay, float b1, float b2, float bc2_sqrt, float eps,
+                       float step_size, int clear) {
     size_t k = k0;
+    const vfloat zero = {0};
+    vfloat nf = zero;  // stays 0 unless a gradient is NaN or Inf (g * 0 propagates them)
     for (; k + VL <= k1; k += VL) {
         vfloat gk = vload(g + k), pk = vload(p + k) * decay;
+        nf += gk * 0.0f;
+        if (clear) vstore(g + k, zero);
         vfloat mk = b1 * vload(m + k) + (1.0f - b1) * gk;
         vfloat vk = b2 * vload(v + k) + (1.0f - b2) * gk * gk;
         vfloat denom = vsqrt(vk) / bc2_sqrt + eps;
@@ -43,13 +49,18 @@ static void adamw_range(float *p, const float *g, float *m, float *v, size_t k0,
         vstore(m + k, mk);
         vstore(v + k, vk);
     }
+    float tail = 0.0f;
     for (; k < k1; k++) {
+        tail += g[k] * 0.0f;
         p[k] *= decay;
         m[k] = b1 * m[k] + (1.0f - b1) * g[k];
         v[k] = b2 * v[k] + (1.0f - b2) * g[k] * g[k];
         float denom = sqrtf(v[k]) / bc2_sqrt + eps;
         p[k] -= step_size * m[k] / denom;
+        if (clear) g[k] = 0.0f;
     }
+    for (int i = 0; i < VL; i++) tail += nf[i];
+    return tail == 0.0f;
 }
 
 void adamw_begin(adamw_state *s, float lr) {
@@ -61,7 +72,7 @@ void adamw_begin(adamw_state *s, float lr) {
     s->bc2_sqrt = sqrtf(1.0f - powf(c->beta2, (float)s->step));
 }
 
-void adamw_apply(adamw_state *s, param_table *t, int layer) {
+int adamw_apply(adamw_state *s, param_table *t, int layer, int clear) {
     const adamw_config *c = &s->cfg;
     double t0 = prof_start();
     float lr = s->lr, step_size = lr / s->bc1;
@@ -72,7 +83,8 @@ void adamw_apply(adamw_state *s, param_table *t, int layer) {
     // One parallel region: every thread takes its static share of each row
     // (no barrier between rows); elements are independent, so the split does
     // not change any result.
-#pragma omp parallel if (n_all > 65536)
+    int finite = 1;
+#pragma omp parallel if (n_all > 65536) reduction(&& : finite)
     {
         int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         for (int i = 0; i < t->nrows; i++) {
@@ -83,16 +95,18 @@ void adamw_apply(adamw_state *s, param_table *t, int layer) {
             size_t k0 = nv * tid / nt * VL, k1 = nv * (tid + 1) / nt * VL;
             k1 = k1 < n ? k1 : n;
             if (k0 < k1)
-                adamw_range(t->data + r->offset, t->grad + r->goff, s->m + r->moff, s->v + r->moff,
-                            k0, k1, decay, c->beta1, c->beta2, s->bc2_sqrt, c->eps, step_size);
+                finite = adamw_range(t->data + r->offset, t->grad + r->goff, s->m + r->moff, s->v + r->moff,
+                            k0, k1, decay, c->beta1, c->beta2, s->bc2_sqrt, c->eps, step_size,
+                            clear) && finite;
         }
     }
     prof_stop(PROF_OPTIMIZER, t0);
+    return finite;
 }
 
 void adamw_step(adamw_state *s, param_table *t, float lr) {
     adamw_begin(s, lr);
-    adamw_apply(s, t, PARAM_EVERY_LAYER);
+    adamw_apply(s, t, PARAM_EVERY_LAYER, 0);
 }
 
 float cosine_lr(float base_lr, long step, long total_steps) {

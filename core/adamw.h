@@ -27,9 +27,12 @@ void adamw_step(adamw_state *s, param_table *t, float lr);
 // The same in parts: adamw_begin starts step s->step + 1 at lr, then
 // adamw_apply updates the trainable rows of one encoder layer (-1: the rows
 // outside the layers; PARAM_EVERY_LAYER: all), each row once per step, in
-// any order: the results equal adamw_step's.
+// any order: the results equal adamw_step's. With clear, the gradients it
+// reads are left zero (ready for the next backward's accumulation).
+// adamw_apply returns 0 if a gradient was NaN or Inf (the update is made
+// regardless: the caller fails the trial), else 1.
 void adamw_begin(adamw_state *s, float lr);
-void adamw_apply(adamw_state *s, param_table *t, int layer);
+int adamw_apply(adamw_state *s, param_table *t, int layer, int clear);
 // Cosine annealing to 0 over total steps: lr at step (0-based).
 float cosine_lr(float base_lr, long step, long total_steps);
 #endif

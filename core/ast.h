@@ -146,8 +146,9 @@ typedef struct {
     ast_tensors w, g;   // weights, gradients (NULL where frozen)
     // Called by ast_backward as soon as encoder layer l's gradients are final
     // (top layer first; only layers the backward visits), e.g. to apply the
-    // optimizer to them; NULL = none. Required by ast_model_init_layerwise.
-    void (*on_layer)(void *ctx, int l);
+    // optimizer to them; returns 1 if it left them zero. NULL = none.
+    // Required by ast_model_init_layerwise.
+    int (*on_layer)(void *ctx, int l);
     void *on_layer_ctx;
     ast_acts a;
     float *arena;       // one allocation behind every ast_acts field

@@ -1010,14 +1010,13 @@ static void site_backward(ast_model *m, int l, int s, int B) {
 }
 
 // Layer l's gradients are final: hand them to the optimizer; with layer-shared
-// gradient memory, clear the block for the next layer down.
+// gradient memory the block must be zero for the next layer down.
 static void layer_done(ast_model *m, int l) {
     param_table *t = &m->params;
-    if (m->on_layer) m->on_layer(m->on_layer_ctx, l);
-    if (t->layer_grads) {
-        PETAL_ASSERT(m->on_layer);  // nothing else could read these gradients
+    PETAL_ASSERT(m->on_layer || !t->layer_grads);  // nothing else could read these gradients
+    int cleared = m->on_layer && m->on_layer(m->on_layer_ctx, l);
+    if (t->layer_grads && !cleared)
         memset(t->grad + t->glayer, 0, (t->ngrad - t->glayer) * sizeof(float));
-    }
 }
 
 void ast_backward(ast_model *m, const int *labels, int B) {

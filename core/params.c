@@ -115,17 +115,6 @@ float *param_grad(const param_table *t, int row) {
     return t->rows[row].goff < 0 ? NULL : t->grad + t->rows[row].goff;
 }
 
-int param_grads_finite(const param_table *t, int layer) {
-    float s = 0.0f;
-    for (int i = 0; i < t->nrows; i++) {
-        const param_row *r = &t->rows[i];
-        if (!r->trainable || (layer != PARAM_EVERY_LAYER && r->layer != layer)) continue;
-        const float *g = t->grad + r->goff;
-        for (size_t k = 0; k < r->n; k++) s += g[k] * 0.0f;  // NaN and Inf propagate
-    }
-    return s == 0.0f;
-}
-
 size_t param_count(const param_table *t, int trainable_only) {
     size_t n = 0;
     for (int i = 0; i < t->nrows; i++)

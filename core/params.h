@@ -61,9 +61,7 @@ int param_find(const param_table *t, const char *name);
 float *param_data(const param_table *t, int row);
 // NULL when the row is frozen.
 float *param_grad(const param_table *t, int row);
-// 1 when every gradient of the rows of `layer` (-1: the rows outside the
-// encoder layers; PARAM_EVERY_LAYER: all rows) is finite.
-int param_grads_finite(const param_table *t, int layer);
+// adamw_apply's `layer` for every row (-1 is the rows outside the encoder layers).
 #define PARAM_EVERY_LAYER (-2)
 // Counts elements: all rows, or only trainable ones.
 size_t param_count(const param_table *t, int trainable_only);

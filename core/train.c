@@ -28,10 +28,13 @@ typedef struct {
     int bad;
 } step_ctx;
 
-static void step_layer(void *ctx, int l) {
+// Applies AdamW to layer l, clearing its gradients; 1 when it did. After a
+// non-finite gradient nothing more is applied.
+static int step_layer(void *ctx, int l) {
     step_ctx *c = ctx;
-    if (!c->bad && !param_grads_finite(&c->m->params, l)) c->bad = 1;
-    if (!c->bad) adamw_apply(c->opt, &c->m->params, l);
+    if (c->bad) return 0;
+    c->bad = !adamw_apply(c->opt, &c->m->params, l, 1);
+    return 1;
 }
 
 int train_backward_step(ast_model *m, adamw_state *opt, float lr, const int *labels, int B) {
@@ -42,7 +45,6 @@ int train_backward_step(ast_model *m, adamw_state *opt, float lr, const int *lab
     ast_backward(m, labels, B);
     m->on_layer = NULL;
     m->on_layer_ctx = NULL;
-    if (!c.bad && !param_grads_finite(&m->params, -1)) c.bad = 1;
-    if (!c.bad) adamw_apply(opt, &m->params, -1);
+    if (!c.bad) c.bad = !adamw_apply(opt, &m->params, -1, 0);
     return c.bad ? -1 : 0;
 }

@@ -24,8 +24,8 @@ void evaluate(epoch_stats *out, ast_model *m, const feature_set *data);
 // The optimizer step after a training forward: the backward, with AdamW
 // (started at lr) applied to each encoder layer as soon as its gradients are
 // final, then to the rows outside the layers; results equal ast_backward then
-// adamw_step. Returns 0, or -1 when a gradient is not finite (that part and
-// every part after it are left unchanged; the step counter has advanced).
+// adamw_step. Returns 0, or -1 when a gradient was NaN or Inf (the trial has
+// diverged: the part holding it was updated with it, later parts were not).
 int train_backward_step(ast_model *m, adamw_state *opt, float lr, const int *labels, int B);
 
 // A learnable synthetic set for smoke runs and benchmarks: class k lifts a band

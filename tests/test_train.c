@@ -146,14 +146,24 @@ static void check_layerwise_step(void) {
         if (!strcmp(methods[k], "full")) {
             CHECK(b.params.ngrad < a.params.ngrad, "full: layerwise gradients %zu of %zu floats",
                   b.params.ngrad, a.params.ngrad);
-            // The per-part finiteness check the step relies on.
+            // The finiteness report the step relies on, per part and in the
+            // vector body and the scalar tail of a row.
             int r = param_find(&a.params, "encoder.layer.1.output.dense.weight");
-            PETAL_ASSERT(r >= 0);
+            int rb = param_find(&a.params, "classifier.dense.bias");  // K = 4: scalar tail only
+            PETAL_ASSERT(r >= 0 && rb >= 0);
+            adamw_begin(&oa, 1e-3f);
+            CHECK(adamw_apply(&oa, &a.params, 1, 0) && adamw_apply(&oa, &a.params, -1, 0),
+                  "finite gradients are reported finite");
             param_grad(&a.params, r)[7] = INFINITY;
-            CHECK(!param_grads_finite(&a.params, 1) && param_grads_finite(&a.params, 0) &&
-                  param_grads_finite(&a.params, -1) &&
-                  !param_grads_finite(&a.params, PARAM_EVERY_LAYER),
-                  "a non-finite gradient is found in its layer only");
+            CHECK(!adamw_apply(&oa, &a.params, 1, 0) && adamw_apply(&oa, &a.params, 0, 0) &&
+                  adamw_apply(&oa, &a.params, -1, 0) &&
+                  !adamw_apply(&oa, &a.params, PARAM_EVERY_LAYER, 0),
+                  "an Inf gradient is found in its layer only");
+            param_grad(&a.params, r)[7] = 0.0f;
+            param_grad(&a.params, rb)[a.params.rows[rb].n - 1] = NAN;
+            CHECK(!adamw_apply(&oa, &a.params, -1, 1) && param_grad(&a.params, rb)[0] == 0.0f &&
+                  adamw_apply(&oa, &a.params, -1, 0),
+                  "a NaN in a short row is found; clear zeroes the gradients it read");
         }
         adamw_free(&oa);
         adamw_free(&ob);
