@@ -36,7 +36,7 @@ static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
 // Backbone rows first, then the method's own rows, each part in table order,
 // so the backbone region's layout depends on the architecture alone and one
-// node-wide image of it serves every method (core/bbshare.c). The buffer is an
+// node-wide image of it serves every method (core/backbone.c). The buffer is an
 // anonymous mapping: page-aligned, zero, and resident only where written.
 void param_table_alloc(param_table *t) {
     size_t off = 0, goff = 0;
@@ -47,8 +47,10 @@ void param_table_alloc(param_table *t) {
             r->offset = off;
             off += round16(r->n);
         }
-        if (part) off = (off + PARAM_PAGE_FLOATS - 1) / PARAM_PAGE_FLOATS * PARAM_PAGE_FLOATS;
-        if (part) t->nbackbone = off;
+        if (part) {
+            off = (off + PARAM_PAGE_FLOATS - 1) / PARAM_PAGE_FLOATS * PARAM_PAGE_FLOATS;
+            t->nbackbone = off;
+        }
     }
     // Moments: every trainable row in table order. Gradients: the same, or with
     // layer_grads the rows outside the layers first, then one block as large as
@@ -79,8 +81,7 @@ void param_table_alloc(param_table *t) {
             block = end > block ? end : block;
         }
     }
-    if (!t->layer_grads) goff = mom;
-    else goff = outside + block;
+    goff = t->layer_grads ? outside + block : mom;
     t->ndata = off;
     t->ngrad = goff;
     t->glayer = t->layer_grads ? outside : goff;

@@ -1,7 +1,8 @@
 // The parameter table: one row per tensor (HF name, shape, offset, trainable,
-// decay) over one contiguous buffer. Gradients and AdamW moments live in a
-// second buffer that holds only the trainable rows, in table order, so frozen
-// tensors cost no gradient or optimizer memory and the optimizer is one loop.
+// decay) over one contiguous buffer, backbone rows first. Gradients and AdamW
+// moments live in buffers that hold only the trainable rows, so frozen tensors
+// cost no gradient or optimizer memory and the optimizer is one loop; with
+// layer_grads the encoder layers' gradients share one layer's block.
 #ifndef PETAL_PARAMS_H
 #define PETAL_PARAMS_H
 #include <stddef.h>
