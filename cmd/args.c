@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int args_flag(args *a, const char *name, const char **value) {
     if (strcmp(a->argv[a->i], name)) return 0;
@@ -102,7 +103,8 @@ const char *args_backbone_cache(const char *given) {
     const char *v = given ? given : getenv("PETAL_BACKBONE_CACHE");
     if (!v || !*v) {
         const char *tmp = getenv("TMPDIR");
-        snprintf(dflt, sizeof dflt, "%s/petal-backbones", tmp && *tmp ? tmp : "/tmp");
+        snprintf(dflt, sizeof dflt, "%s/petal-backbones-%ld", tmp && *tmp ? tmp : "/tmp",
+                 (long)geteuid());
         v = dflt;
     }
     return strcmp(v, "off") ? v : NULL;

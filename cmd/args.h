@@ -21,11 +21,11 @@ int args_float(args *a, const char *name, float *out, float lo, float hi);
 int args_switch(args *a, const char *name, int *out);
 // The node-wide backbone image folder (backbone_load's share_dir) from a
 // --backbone-cache value (NULL when not given), else PETAL_BACKBONE_CACHE,
-// else $TMPDIR/petal-backbones (/tmp when TMPDIR is unset); NULL for "off".
+// else $TMPDIR/petal-backbones-<uid> (/tmp when TMPDIR is unset); NULL for "off".
 const char *args_backbone_cache(const char *given);
 #define BACKBONE_CACHE_HELP                                                              \
     "  --backbone-cache DIR|off  where frozen backbones are shared from, one copy per node\n" \
-    "                     (default: PETAL_BACKBONE_CACHE, else $TMPDIR/petal-backbones)\n"
+    "                     (default: PETAL_BACKBONE_CACHE, else $TMPDIR/petal-backbones-UID)\n"
 // Reports argv[i] as unknown.
 void args_unknown(args *a, const char *cmd);
 

@@ -358,10 +358,11 @@ static void image_header(char *h, size_t n, const char *real, const struct stat 
              (unsigned long long)layout_hash(&m->params), m->params.nbackbone, n);
 }
 
-// 0 when fd holds an image with exactly this header and size.
+// 0 when fd holds an image with exactly this header and size, written by
+// this user (an image is trusted as weights: nobody else's counts).
 static int image_check(int fd, const char *want, size_t hdr, size_t bytes) {
     struct stat sb;
-    if (fstat(fd, &sb) || (size_t)sb.st_size != hdr + bytes) return -1;
+    if (fstat(fd, &sb) || (size_t)sb.st_size != hdr + bytes || sb.st_uid != geteuid()) return -1;
     char *got = petal_malloc(hdr);
     int ok = pread(fd, got, hdr, 0) == (ssize_t)hdr && !memcmp(got, want, hdr);
     free(got);
@@ -508,7 +509,7 @@ static int share_backbone(int *shared, ast_model *m, const char *path, const cha
     snprintf(lock, sizeof lock, "%s.lock", img);
     int st = PETAL_OK, lfd = -1, fd = -1, loaded = 0;
     struct stat db;
-    if (mkdir(dir, 0777) && (errno != EEXIST || stat(dir, &db) || !S_ISDIR(db.st_mode))) {
+    if (mkdir(dir, 0700) && (errno != EEXIST || stat(dir, &db) || !S_ISDIR(db.st_mode))) {
         petal_fail(&why, PETAL_EFAIL, "backbone cache %s: %s", dir,
                    errno == EEXIST ? "not a folder" : strerror(errno));
         goto out;

@@ -262,6 +262,28 @@ static void test_rebuilds(void) {
     load(&s, "adapter_pfeiffer", 40, dir);
     CHECK(!first_diff(&p, &s) && s.params.nshared > 0, "a truncated image is rebuilt");
     ast_model_free(&s);
+    // An image someone else owns is not trusted, even with the right header:
+    // given other weights and another owner, it is rebuilt, not used.
+    if (geteuid() == 0) {
+        struct stat sb;
+        d = opendir(dir);
+        while ((e = readdir(d))) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (!strstr(e->d_name, ".img") || strstr(e->d_name, ".lock") || stat(path, &sb) ||
+                sb.st_size < 100000)
+                continue;  // the other layout's image is still truncated
+            FILE *f = fopen(path, "r+b");
+            PETAL_ASSERT(f && fseek(f, 8192, SEEK_SET) == 0);
+            float junk[4096];
+            for (int i = 0; i < 4096; i++) junk[i] = 1e9f;
+            PETAL_ASSERT(fwrite(junk, sizeof junk, 1, f) == 1 && fclose(f) == 0);
+            PETAL_ASSERT(chown(path, 4321, (gid_t)-1) == 0);
+        }
+        closedir(d);
+        load(&s, "adapter_pfeiffer", 40, dir);
+        CHECK(!first_diff(&p, &s) && s.params.nshared > 0, "another user's image is not used");
+        ast_model_free(&s);
+    }
     // A deleted backbone's image goes when the next image is built.
     char old[700];
     snprintf(old, sizeof old, "%s", bbfile);
