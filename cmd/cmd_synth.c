@@ -272,14 +272,19 @@ typedef struct {
     int split;       // 0 train, 1 valid, 2 test
 } speaker;
 
-static int synth_speech(synth_pool *pool, const synth_opts *o, petal_err *err) {
-    char base[4200], path[4400];
-    snprintf(base, sizeof base, "%s/speech_commands_v0.02", o->out);
+// Creates the corpus folder base = <--out>/<name>, which must not exist yet.
+static int new_corpus(char *base, size_t n, const synth_opts *o, const char *name, petal_err *err) {
+    snprintf(base, n, "%s/%s", o->out, name);
     struct stat sb;
     if (!stat(base, &sb))
         return petal_fail(err, PETAL_EINPUT, "%s already exists; remove it or choose another --out", base);
+    return make_dir(base, err);
+}
+
+static int synth_speech(synth_pool *pool, const synth_opts *o, petal_err *err) {
+    char base[4200], path[4400];
     int st;
-    if ((st = make_dir(base, err))) return st;
+    if ((st = new_corpus(base, sizeof base, o, "speech_commands_v0.02", err))) return st;
     snprintf(path, sizeof path, "%s/_background_noise_", base);
     if ((st = make_dir(path, err))) return st;
     for (int w = 0; w < o->classes; w++) {
@@ -504,12 +509,8 @@ static void sound_event(synth_job *j, petal_rng *r, int c, double dur) {
 
 static int synth_sound(synth_pool *pool, const synth_opts *o, petal_err *err) {
     char base[4200], path[4400];
-    snprintf(base, sizeof base, "%s/ESC-50", o->out);
-    struct stat sb;
-    if (!stat(base, &sb))
-        return petal_fail(err, PETAL_EINPUT, "%s already exists; remove it or choose another --out", base);
     int st;
-    if ((st = make_dir(base, err))) return st;
+    if ((st = new_corpus(base, sizeof base, o, "ESC-50", err))) return st;
     snprintf(path, sizeof path, "%s/audio", base);
     if ((st = make_dir(path, err))) return st;
     snprintf(path, sizeof path, "%s/meta", base);
