@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -449,7 +450,8 @@ static long long image_map(ast_model *m, int fd, size_t hdr, int loaded) {
 }
 
 // Removes the folder's images whose source file is gone or has changed since
-// (so images do not pile up). A process still mapping one keeps its pages.
+// (so images do not pile up), and temporary files of builds whose process
+// has died. A process still mapping an image keeps its pages.
 // Lock files go with their images, except `keep`'s (held by the caller).
 static void prune_images(const char *dir, const char *keep) {
     DIR *d = opendir(dir);
@@ -458,8 +460,14 @@ static void prune_images(const char *dir, const char *keep) {
     char path[PATH_MAX + 300], head[PATH_MAX + 256], src[PATH_MAX];
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
-        if (n < 5 || strcmp(e->d_name + n - 4, ".img")) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        const char *tmp = strstr(e->d_name, ".img.tmp.");
+        if (tmp) {  // a build that died (its process is gone) left it
+            long pid = atol(tmp + 9);
+            if (pid > 0 && kill((pid_t)pid, 0) && errno == ESRCH) unlink(path);
+            continue;
+        }
+        if (n < 5 || strcmp(e->d_name + n - 4, ".img")) continue;
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) continue;
         ssize_t got = pread(fd, head, sizeof head - 1, 0);

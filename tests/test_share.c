@@ -190,9 +190,11 @@ static int wait_ok(pid_t pid) {
 }
 
 // Child modes: "hold" loads a linear model, trains, writes one byte and waits
-// for one; "race" loads an adapter model and compares it with a private load.
+// for one; "race" loads an adapter model and compares it with a private load;
+// "exit" exits (a pid that is surely gone afterwards).
 static int child(const char *mode) {
     ast_model s, p;
+    if (!strcmp(mode, "exit")) return 0;
     if (!strcmp(mode, "hold")) {
         load(&s, "linear", 40, dir);
         float l[12];
@@ -290,8 +292,16 @@ static void test_rebuilds(void) {
     snprintf(bbfile, sizeof bbfile, "%s/other.h5", tmp);
     write_backbone(12);
     PETAL_ASSERT(unlink(old) == 0);
+    // and so does what a build killed midway left (its process is gone)
+    pid_t dead = spawn("exit", -1, -1);
+    wait_ok(dead);
+    char left[1400];
+    snprintf(left, sizeof left, "%s/0123456789abcdef.img.tmp.%ld", dir, (long)dead);
+    FILE *lf = fopen(left, "w");
+    PETAL_ASSERT(lf && fclose(lf) == 0);
     load(&s, "linear", 40, dir);
     CHECK(count_images() == 1, "images of a deleted file are pruned (%d left)", count_images());
+    CHECK(access(left, F_OK) != 0, "a dead build's temporary file is removed");
     ast_model_free(&s);
     ast_model_free(&p);
 }
