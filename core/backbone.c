@@ -80,10 +80,7 @@ int backbone_save(const char *path, const ast_model *m, int with_head, char *con
     char *tmp = petal_malloc(plen + 5);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
-    H5E_auto2_t old_fn;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h5_quiet quiet = h5_quiet_begin();  // petal reports HDF5 errors itself
     int st = PETAL_OK;
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
@@ -117,7 +114,7 @@ int backbone_save(const char *path, const ast_model *m, int with_head, char *con
         st = petal_fail(err, PETAL_EFAIL, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
     if (st) unlink(tmp);
 out:
-    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    h5_quiet_end(quiet);
     free(tmp);
     return st;
 }
@@ -182,10 +179,7 @@ static int read_labels(char ***out, hid_t f, int K, const char *path, petal_err 
 int backbone_read_config(ast_config *cfg, char ***labels, const char *path, petal_err *err) {
     if (labels) *labels = NULL;
     memset(cfg, 0, sizeof *cfg);
-    H5E_auto2_t old_fn;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h5_quiet quiet = h5_quiet_begin();  // petal reports HDF5 errors itself
     int st = PETAL_OK;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
@@ -240,7 +234,7 @@ int backbone_read_config(ast_config *cfg, char ***labels, const char *path, peta
     if (!st && has_k && labels) st = read_labels(labels, f, cfg->K, path, err);
     H5Fclose(f);
 out:
-    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    h5_quiet_end(quiet);
     return st;
 }
 

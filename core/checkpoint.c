@@ -30,10 +30,7 @@ static int fsync_path(const char *path, int dir) {
 int trainer_save(const trainer *t, const char *path, const char *config_text, petal_err *err) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    H5E_auto2_t fn;
-    void *fd;
-    H5Eget_auto2(H5E_DEFAULT, &fn, &fd);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h5_quiet quiet = h5_quiet_begin();  // petal reports HDF5 errors itself
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     int bad = f < 0;
     if (!bad) {
@@ -73,7 +70,7 @@ int trainer_save(const trainer *t, const char *path, const char *config_text, pe
         }
         bad |= H5Fclose(f) < 0;
     }
-    H5Eset_auto2(H5E_DEFAULT, fn, fd);
+    h5_quiet_end(quiet);
     // Durable before it replaces the old one: data, then the rename, then the folder.
     if (bad || fsync_path(tmp, 0) || rename(tmp, path)) {
         int e = errno;
@@ -88,10 +85,7 @@ int trainer_save(const trainer *t, const char *path, const char *config_text, pe
 }
 
 int trainer_load(trainer *t, const char *path, const char *config_text, petal_err *err) {
-    H5E_auto2_t fn;
-    void *fd;
-    H5Eget_auto2(H5E_DEFAULT, &fn, &fd);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h5_quiet quiet = h5_quiet_begin();  // petal reports HDF5 errors itself
     int st = PETAL_OK;
     char *format = NULL, *config = NULL;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -146,7 +140,7 @@ int trainer_load(trainer *t, const char *path, const char *config_text, petal_er
     t->test_acc = dv[3], t->test_loss = dv[4];
 out:
     if (f >= 0) H5Fclose(f);
-    H5Eset_auto2(H5E_DEFAULT, fn, fd);
+    h5_quiet_end(quiet);
     free(format);
     free(config);
     return st;
@@ -156,10 +150,7 @@ int checkpoint_read_meta(char **config_text, int *K, char ***labels, const char 
                          petal_err *err) {
     *config_text = NULL;
     *labels = NULL;
-    H5E_auto2_t fn;
-    void *fd;
-    H5Eget_auto2(H5E_DEFAULT, &fn, &fd);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h5_quiet quiet = h5_quiet_begin();  // petal reports HDF5 errors itself
     int st = PETAL_OK;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     char *format = f >= 0 ? h5_get_str(f, "format") : NULL;
@@ -183,7 +174,7 @@ int checkpoint_read_meta(char **config_text, int *K, char ***labels, const char 
     *K = (int)k;
     free(format);
     if (f >= 0) H5Fclose(f);
-    H5Eset_auto2(H5E_DEFAULT, fn, fd);
+    h5_quiet_end(quiet);
     return st;
 }
 

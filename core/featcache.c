@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/h5.h"
+
 // ---- keys ------------------------------------------------------------------------
 // A set of keys: R absolute paths in one NUL-separated blob, with size and
 // mtime each, and an open-addressing hash from path to row.
@@ -208,10 +210,7 @@ static int cachefile_open(cachefile *c, const char *file, const char *params, in
     c->file = c->feats = -1;
     struct stat st;
     if (stat(file, &st)) return -1;
-    H5E_auto2_t efunc;
-    void *edata;
-    H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h5_quiet quiet = h5_quiet_begin();  // petal reports HDF5 errors itself
     int ok = 0;
     hid_t fapl = fapl_nolock();
     c->file = fapl < 0 ? -1 : H5Fopen(file, H5F_ACC_RDONLY, fapl);
@@ -248,7 +247,7 @@ static int cachefile_open(cachefile *c, const char *file, const char *params, in
         if (sp >= 0) H5Sclose(sp);
     }
     free(p);
-    H5Eset_auto2(H5E_DEFAULT, efunc, edata);
+    h5_quiet_end(quiet);
     if (!ok) {
         cachefile_close(c);
         return -1;

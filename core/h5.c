@@ -92,3 +92,12 @@ int h5_get_data(hid_t obj, const char *name, hid_t mem_type, void *v, hsize_t n)
     if (d >= 0) H5Dclose(d);
     return ok ? 0 : -1;
 }
+
+h5_quiet h5_quiet_begin(void) {
+    h5_quiet q;
+    H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return q;
+}
+
+void h5_quiet_end(h5_quiet q) { H5Eset_auto2(H5E_DEFAULT, q.fn, q.data); }

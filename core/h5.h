@@ -19,4 +19,12 @@ int h5_put_data(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, co
                 int rank, const hsize_t *dims);
 // A dataset read whole into v; -1 unless it holds exactly n elements.
 int h5_get_data(hid_t obj, const char *name, hid_t mem_type, void *v, hsize_t n);
+// HDF5's own error printing, off while petal reports errors itself (with the
+// file and field) and back on with h5_quiet_end.
+typedef struct {
+    H5E_auto2_t fn;
+    void *data;
+} h5_quiet;
+h5_quiet h5_quiet_begin(void);
+void h5_quiet_end(h5_quiet q);
 #endif

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "core/h5.h"
+
 int param_add(param_table *t, const char *name, int slot, int trainable, int ndim, const int *shape) {
     PETAL_ASSERT(t->data == NULL);  // no rows after allocation
     PETAL_ASSERT(ndim >= 1 && ndim <= PARAM_MAX_DIMS);
@@ -196,10 +198,7 @@ void param_unpack(param_table *t, const float *buf, int which) {
 
 int param_load_h5(param_table *t, const char *path, const char *group, int which,
                   petal_err *err) {
-    H5E_auto2_t old_fn;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);  // we report errors ourselves
+    h5_quiet quiet = h5_quiet_begin();  // petal reports HDF5 errors itself
     int status = PETAL_OK;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
@@ -242,7 +241,7 @@ int param_load_h5(param_table *t, const char *path, const char *group, int which
     }
     H5Fclose(f);
 out:
-    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    h5_quiet_end(quiet);
     return status;
 }
 
