@@ -340,7 +340,7 @@ static uint64_t layout_hash(const param_table *t) {
 }
 
 static void image_header(char *h, size_t n, const char *real, const struct stat *sb,
-                         const ast_model *m) {
+                         const ast_model *m, uint64_t layout) {
     const ast_config *c = &m->cfg;
     memset(h, 0, n);
     snprintf(h, n,
@@ -350,7 +350,7 @@ static void image_header(char *h, size_t n, const char *real, const struct stat 
              real, (unsigned long long)sb->st_dev, (unsigned long long)sb->st_ino,
              (long long)sb->st_size, (long long)sb->st_mtim.tv_sec, (long)sb->st_mtim.tv_nsec,
              c->C, c->L, c->NH, c->MLP, c->F, c->frames, c->patch, c->fstride, c->tstride,
-             (unsigned long long)layout_hash(&m->params), m->params.nbackbone, n);
+             (unsigned long long)layout, m->params.nbackbone, n);
 }
 
 // 0 when fd holds an image with exactly this header and size, written by
@@ -503,9 +503,9 @@ static int share_backbone(int *shared, ast_model *m, const char *path, const cha
         return petal_fail(err, PETAL_EINPUT, "%s: %s", path, strerror(errno));
     size_t pg = page_size(), bytes = t->nbackbone * sizeof(float);
     char *hdr = petal_malloc(pg);
-    image_header(hdr, pg, real, &sb, m);
-    // One image per (source path, layout): a changed source file rebuilds it in place.
     uint64_t layout = layout_hash(t);
+    image_header(hdr, pg, real, &sb, m, layout);
+    // One image per (source path, layout): a changed source file rebuilds it in place.
     uint64_t key = fnv1a(fnv1a(0xcbf29ce484222325ULL, real, strlen(real)), &layout, sizeof layout);
     snprintf(img, sizeof img, "%s/%016llx.img", dir, (unsigned long long)key);
     snprintf(lock, sizeof lock, "%s.lock", img);

@@ -155,40 +155,6 @@ static int read_1d(void **out, hsize_t *n, hid_t f, const char *name, hid_t type
     return 0;
 }
 
-// String attribute "params" of f into a malloc'ed buffer, or NULL.
-static char *read_params(hid_t f) {
-    if (H5Aexists(f, "params") <= 0) return NULL;
-    hid_t a = H5Aopen(f, "params", H5P_DEFAULT);
-    if (a < 0) return NULL;
-    hid_t t = H5Aget_type(a);
-    char *s = NULL;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
-        size_t len = H5Tget_size(t);
-        s = petal_calloc(len + 1, 1);
-        if (H5Aread(a, t, s) < 0) {
-            free(s);
-            s = NULL;
-        }
-    }
-    if (t >= 0) H5Tclose(t);
-    H5Aclose(a);
-    return s;
-}
-
-static int write_params(hid_t f, const char *params) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    if (t < 0) return -1;
-    size_t len = strlen(params);
-    int st = H5Tset_size(t, len ? len : 1) < 0 ? -1 : 0;
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = (st || sp < 0) ? -1 : H5Acreate2(f, "params", t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, t, len ? params : " ") < 0) st = -1;
-    if (a >= 0) H5Aclose(a);
-    if (sp >= 0) H5Sclose(sp);
-    H5Tclose(t);
-    return st;
-}
-
 // An opened cache file whose params and shape match: its keys and feats.
 typedef struct {
     hid_t file, feats;
@@ -215,7 +181,7 @@ static int cachefile_open(cachefile *c, const char *file, const char *params, in
     hid_t fapl = fapl_nolock();
     c->file = fapl < 0 ? -1 : H5Fopen(file, H5F_ACC_RDONLY, fapl);
     if (fapl >= 0) H5Pclose(fapl);
-    char *p = c->file >= 0 ? read_params(c->file) : NULL;
+    char *p = c->file >= 0 ? h5_get_str(c->file, "params") : NULL;
     if (p && !strcmp(p, params) && H5Lexists(c->file, "feats", H5P_DEFAULT) > 0) {
         c->feats = H5Dopen2(c->file, "feats", H5P_DEFAULT);
         hid_t sp = c->feats >= 0 ? H5Dget_space(c->feats) : -1;
@@ -338,7 +304,7 @@ static int build(const char *tmp, const char *params, const keyset *req, const c
         hid_t sp = H5Screate_simple(3, dims, NULL);
         d = sp < 0 ? -1 : H5Dcreate2(f, "feats", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         if (sp >= 0) H5Sclose(sp);
-        if (d < 0 || write_params(f, params) ||
+        if (d < 0 || h5_put_str(f, "params", params) ||
             write_1d(f, "paths", H5T_NATIVE_UCHAR, blob, (hsize_t)blob_len) ||
             write_1d(f, "sizes", H5T_NATIVE_INT64, rsize, (hsize_t)R) ||
             write_1d(f, "mtimes", H5T_NATIVE_INT64, rmtime, (hsize_t)R))
