@@ -3,6 +3,7 @@
 #ifndef PETAL_ARGS_H
 #define PETAL_ARGS_H
 #include "core/ast.h"
+#include "core/settings.h"
 
 typedef struct {
     int argc;
@@ -26,6 +27,8 @@ const char *args_backbone_cache(const char *given);
 #define BACKBONE_CACHE_HELP                                                              \
     "  --backbone-cache DIR|off  where frozen backbones are shared from, one copy per node\n" \
     "                     (default: PETAL_BACKBONE_CACHE, else $TMPDIR/petal-backbones-UID)\n"
+// Prints a core warning (e.g. backbone_load's) when it has one.
+void args_warn(const petal_err *warn);
 // Reports argv[i] as unknown.
 void args_unknown(args *a, const char *cmd);
 

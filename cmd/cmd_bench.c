@@ -84,11 +84,13 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     ast_init_weights(&m, 1, backbone != NULL);
-    if (backbone && backbone_load(&m, backbone, 0, args_backbone_cache(cache), &err)) {
+    petal_err warn;
+    if (backbone && backbone_load(&m, backbone, 0, args_backbone_cache(cache), &warn, &err)) {
         fprintf(stderr, "petal bench: %s\n", err.msg);
         ast_model_free(&m);
         return 2;
     }
+    if (backbone) args_warn(&warn);
     double shared_mib = m.params.nshared / 1048576.0;
     float *x = petal_falloc((size_t)batch * cfg.frames * cfg.F);
     int *y = petal_malloc(sizeof(int) * (size_t)batch);

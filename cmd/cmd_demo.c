@@ -11,6 +11,7 @@
 #include "cmd/args.h"
 #include "cmd/cmd.h"
 #include "core/threads.h"
+#include "core/trial.h"
 
 static const char usage[] =
     "usage: petal demo [--data DIR] [--seeds N] [--shots K] [--threads N] [--quick]\n"
@@ -97,17 +98,18 @@ int cmd_demo(int argc, char **argv) {
         if (quick) set(&kv, "features.frames", "128");
         set(&kv, "train.batch", "16");
         set(&kv, "train.lr", "3e-3");
-        train_opts opt = {.save_backbone = backbone, .stop_after = -1,
-                          .share_dir = args_backbone_cache(NULL)};
-        train_outcome o;
-        int st = train_run(&o, &kv, &opt, &err);
+        trial_opts opt = {.save_backbone = backbone, .share_dir = args_backbone_cache(NULL)};
+        trial_record o;
+        int st = trial_run(&o, &kv, &opt, &err);
+        double acc = o.test_acc_mean, secs = o.seconds;
+        trial_record_free(&o);
         config_free(&kv);
         if (st) {
             fprintf(stderr, "petal demo: pretraining failed: %s\n", err.msg);
             return st;
         }
         printf("demo: backbone %s: sound test accuracy %.1f%% (chance 10%%), %.0f s\n", backbone,
-               100 * o.acc_mean, o.seconds);
+               100 * acc, secs);
     } else {
         printf("demo: reusing the backbone %s\n", backbone);
     }
@@ -136,9 +138,10 @@ int cmd_demo(int argc, char **argv) {
                 PETAL_ASSERT(config_set_arg(&kv, study[mi].sets[k], &err) == PETAL_OK);
                 kv.e[kv.n - 1].src[0] = 0;
             }
-            train_opts opt = {.stop_after = -1, .share_dir = args_backbone_cache(NULL)};
-            train_outcome o;
-            int st = train_run(&o, &kv, &opt, &err);
+            trial_opts opt = {.share_dir = args_backbone_cache(NULL)};
+            trial_record o;
+            int st = trial_run(&o, &kv, &opt, &err);
+            trial_record_free(&o);  // the folds; the scalars below stay
             config_free(&kv);
             if (st) {
                 fprintf(stderr, "demo: trial %s seed %d failed: %s\n", study[mi].name, s, err.msg);
@@ -147,9 +150,9 @@ int cmd_demo(int argc, char **argv) {
                 continue;
             }
             printf("trial method=%s seed=%d test_acc=%.4f seconds=%.1f\n", study[mi].method, s,
-                   o.acc_mean, o.seconds);
+                   o.test_acc_mean, o.seconds);
             fflush(stdout);
-            acc[mi][s - 1] = o.acc_mean;
+            acc[mi][s - 1] = o.test_acc_mean;
             secs[mi] += o.seconds;
             trainable[mi] = o.trainable;
             total[mi] = o.total;

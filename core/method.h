@@ -4,6 +4,7 @@
 #ifndef PETAL_METHOD_H
 #define PETAL_METHOD_H
 #include "core/common.h"
+#include "core/settings.h"
 
 typedef enum { METHOD_FULL = 0, METHOD_LINEAR, METHOD_BITFIT } ast_base;
 
@@ -61,14 +62,18 @@ typedef struct {
 // Named presets: full, linear, bitfit, lora, adapter_pfeiffer, adapter_houlsby,
 // conformer, prompt_shallow, prompt_deep, prefix, dense_moa, soft_moa.
 int ast_method_parse(ast_method *m, const char *name, petal_err *err);
-// Sets one `key=value` (e.g. lora.targets=qkvo, adapter.rr=32, prompt.deep=1);
-// docs/METHODS.md lists the keys. PETAL_EINPUT names the key on error.
+// Applies one method setting of the settings table (d->flags & SETTING_METHOD),
+// its value already converted by setting_parse.
+int ast_method_apply(ast_method *m, const setting_def *d, const setting_value *v,
+                     petal_err *err);
+// Sets one `key=value` (e.g. lora.targets=qkvo, adapter.rr=32, prompt.deep=1)
+// through the table; PETAL_EINPUT names the key on error.
 int ast_method_set(ast_method *m, const char *key, const char *value, petal_err *err);
 // Checks the combination for a hidden size C and fills rank / dims from rr.
 int ast_method_resolve(ast_method *m, int C, int L, petal_err *err);
 // Short name of the preset the config started from (for tables).
 const char *ast_method_name(const ast_method *m);
-// The reference recipe's learning rate for the method (REFERENCE.md).
+// The reference recipe's learning rate for the method (docs/RECIPE.md).
 float ast_method_default_lr(const ast_method *m);
 // LoRA scaling s (alpha / rr or alpha / r).
 float ast_method_lora_scaling(const ast_method *m);

@@ -17,7 +17,7 @@ expect_rc 2 ./petal frobnicate
 grep -q "unknown command 'frobnicate'" /tmp/petal_cli_err && ok || bad "unknown command named"
 for c in train model bench demo; do expect_rc 0 ./petal $c --help; done
 expect_rc 2 ./petal train --synthetic --method nope
-grep -q "unknown method 'nope'" /tmp/petal_cli_err && ok || bad "bad method named"
+grep -q "method expects full, linear, .*got 'nope'" /tmp/petal_cli_err && ok || bad "bad method named"
 expect_rc 2 ./petal train --synthetic --epochs -3
 grep -q -- "--epochs: train.epochs expects an integer" /tmp/petal_cli_err && ok || bad "bad epochs named"
 expect_rc 2 ./petal train --synthetic --bogus
@@ -30,6 +30,11 @@ first=$(sed -n 's/^epoch 1 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
 last=$(sed -n 's/^epoch 4 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
 awk -v f="$first" -v l="$last" 'BEGIN{exit !(l < f)}' && ok || bad "train loss falls ($first -> $last)"
 grep -q "^result fold=1 best_epoch=" /tmp/petal_cli_out && ok || bad "result line"
+# The settings reference in docs/ is the table's own output (it cannot go stale).
+./petal train --keys-markdown >/tmp/petal_cli_out
+sed -n '/^| key /,$p' docs/SETTINGS.md | cmp -s - /tmp/petal_cli_out && ok || bad "docs/SETTINGS.md is current (petal train --keys-markdown)"
+expect_rc 2 ./petal train --set lora.rnak=4
+grep -q "did you mean lora.rank" /tmp/petal_cli_err && ok || bad "unknown key suggests the nearest"
 rm -f /tmp/petal_cli_out /tmp/petal_cli_err
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -20,7 +20,7 @@ $P train --data esc50 "$T/data" --fold 2 --set features.frames=128 --epochs 2 --
   --method adapter_pfeiffer --set adapter.dim=8 >"$T/out" 2>"$T/err"
 rc=$?
 check '[ $rc = 0 ] && grep -q "^result fold=2 " "$T/out"' "esc50 trial: $(tail -2 "$T/err")"
-check 'grep -q "train=14 valid=5 test=5 classes=4" "$T/out"' "esc50 fold 2 split sizes: $(grep trial "$T/out")"
+check 'grep -q "train=14 valid=5 test=5 classes=4" "$T/err"' "esc50 fold 2 split sizes: $(grep trial "$T/err")"
 check 'grep -q "24 computed" "$T/err"' "features computed on the first run: $(cat "$T/err")"
 $P train --data esc50 "$T/data" --fold 2 --set features.frames=128 --epochs 1 --batch 8 >"$T/out" 2>"$T/err"
 rc=$?
@@ -41,7 +41,7 @@ train:
 YAML
 $P train "$T/gsc.yaml" >"$T/out" 2>"$T/err"
 rc=$?
-check '[ $rc = 0 ] && grep -q "method=lora train=8 " "$T/out"' "gsc 2-shot trial: $(cat "$T/err") $(grep trial "$T/out")"
+check '[ $rc = 0 ] && grep -q "method=lora train=8 " "$T/err"' "gsc 2-shot trial: $(cat "$T/err")"
 
 # A trained trial predicts from its checkpoint: top-1 over the test list gives
 # exactly the trial's test accuracy (same features, best state, eval mode).
@@ -97,7 +97,7 @@ check '[ $rc = 75 ] && grep -q "checkpoint written" "$T/err"' "SIGTERM -> exit 7
 check '! grep -q "^result" "$T/out1"' "the stopped run did not finish"
 $P train $args --out "$T/run" >"$T/out2" 2>"$T/err"
 rc=$?
-check '[ $rc = 0 ] && grep -q "^resuming fold 1" "$T/out2"' "resumed: $(head -2 "$T/out2")"
+check '[ $rc = 0 ] && grep -q "^resuming fold 1" "$T/err"' "resumed: $(head -2 "$T/err")"
 check '[ "$(grep ^result "$T/out2")" = "$(grep ^result "$T/ref")" ]' \
   "resumed result equals uninterrupted: $(grep ^result "$T/out2") vs $(grep ^result "$T/ref")"
 $P train $args --set train.lr=0.1 --out "$T/run" >/dev/null 2>"$T/err"
