@@ -162,3 +162,35 @@ float ast_method_default_lr(const ast_method *m) {
 float ast_method_lora_scaling(const ast_method *m) {
     return m->lora.rr > 0 ? m->lora.alpha / m->lora.rr : m->lora.alpha / (float)m->lora.rank;
 }
+
+void ast_method_label(char *out, size_t n, const ast_method *m) {
+    static const char *const bases[] = {"full", "linear", "BitFit"};
+    size_t o = 0;
+#define ADD(...) (o += (size_t)snprintf(out + o, o < n ? n - o : 0, __VA_ARGS__))
+    out[0] = 0;
+    int hooks = m->lora.targets || m->adapter.at_mhsa || m->adapter.at_ffn || m->prompt.tokens ||
+                m->prefix.tokens || m->moa.kind != MOA_NONE;
+    if (!hooks || m->base != METHOD_LINEAR) ADD("%s", bases[m->base]);
+    if (m->lora.targets) {
+        ADD("%sLoRA r%d (", o ? " + " : "", m->lora.rank);
+        for (int i = 0, k = 0; i < 4; i++)
+            if (m->lora.targets & (1u << i)) ADD("%s%c", k++ ? "," : "", "qkvo"[i]);
+        ADD(")");
+    }
+    const adapter_config *ad = &m->adapter;
+    if (ad->at_mhsa || ad->at_ffn) {
+        const char *kind = ad->block == BLOCK_CONFORMER ? (ad->at_mhsa && ad->at_ffn ? "Conformer Houlsby" : "Conformer")
+                           : ad->at_mhsa && ad->at_ffn ? "Houlsby" : "Pfeiffer";
+        ADD("%s%s d%d", o ? " + " : "", kind, ad->dim);
+        if (ad->block == BLOCK_CONFORMER) ADD(" k%d", ad->kernel);
+        if (ad->at_mhsa && !ad->at_ffn) ADD(" MHSA");
+        if (ad->sequential || ad->after)
+            ADD(" (%s, %s)", ad->sequential ? "sequential" : "parallel", ad->after ? "after" : "before");
+    }
+    if (m->prompt.tokens) ADD("%sprompt%s P%d", o ? " + " : "", m->prompt.deep ? " deep" : "", m->prompt.tokens);
+    if (m->prefix.tokens) ADD("%sprefix P%d", o ? " + " : "", m->prefix.tokens);
+    if (m->moa.kind == MOA_DENSE) ADD("%sDense-MoA %dx d%d", o ? " + " : "", m->moa.experts, m->moa.dim);
+    if (m->moa.kind == MOA_SOFT)
+        ADD("%sSoft-MoA %dx%d d%d", o ? " + " : "", m->moa.experts, m->moa.slots, m->moa.dim);
+#undef ADD
+}

@@ -73,6 +73,9 @@ int ast_method_set(ast_method *m, const char *key, const char *value, petal_err 
 int ast_method_resolve(ast_method *m, int C, int L, petal_err *err);
 // Short name of the preset the config started from (for tables).
 const char *ast_method_name(const ast_method *m);
+// A human label of a resolved method for tables: "LoRA r8 (q,v)", "Pfeiffer
+// d32", "BitFit", "prompt deep P25", "Conformer d12 k31 (sequential, before)".
+void ast_method_label(char *out, size_t n, const ast_method *m);
 // The reference recipe's learning rate for the method (docs/RECIPE.md).
 float ast_method_default_lr(const ast_method *m);
 // LoRA scaling s (alpha / rr or alpha / r).

@@ -113,6 +113,12 @@ const setting_def settings_table[SK_COUNT] = {
                     "expert bottleneck D (else from moa.rr)"},
     [SK_MOA_RR] = {SK_MOA_RR, "moa.rr", SET_NUM, 0, 1e6, NULL, "64", M | SETTING_OPEN_LO,
                    "expert reduction rate"},
+    [SK_DRILL] = {SK_DRILL, "drill", SET_CHOICE, 0, 0, "none|noop|sleep|segv|abort|curve", "none", 0,
+                  "sweeps only: a trial that does no training, for drills, tests and benchmarks "
+                  "(noop: done at once; sleep: done after drill.seconds; segv / abort: crashes; "
+                  "curve: scripted per-epoch accuracies)"},
+    [SK_DRILL_SECONDS] = {SK_DRILL_SECONDS, "drill.seconds", SET_NUM, 0, 1e6, NULL, "1", 0,
+                          "sweeps only: how long a sleep drill sleeps (a curve drill: per epoch)"},
 };
 
 #undef ID
@@ -262,6 +268,16 @@ int setting_parse_text(setting_value *v, const setting_def **def, const char *ke
     return st ? st : convert(v, *def, "", text, err);
 }
 
+const char *setting_normalize(char *buf, size_t n, const char *key, const char *text) {
+    const setting_def *d = setting_find(key);
+    setting_value v;
+    if (!d || convert(&v, d, "", text, NULL)) return text;
+    if (d->type == SET_INT && strcmp(text, "all")) return snprintf(buf, n, "%ld", v.i), buf;
+    if (d->type == SET_NUM) return snprintf(buf, n, "%.9g", v.x), buf;
+    if (d->type == SET_BOOL) return v.i ? "true" : "false";
+    return text;
+}
+
 char *trial_identity(const config_kv *kv, int fold) {
     config_kv id = {0};
     char num[64];
@@ -269,14 +285,7 @@ char *trial_identity(const config_kv *kv, int fold) {
         const config_entry *e = &kv->e[i];
         const setting_def *d = setting_find(e->key);
         if (d && (d->flags & SETTING_NOT_IDENTITY)) continue;
-        const char *text = e->value;
-        setting_value v;
-        if (d && !convert(&v, d, "", e->value, NULL)) {
-            if (d->type == SET_INT && strcmp(text, "all")) snprintf(num, sizeof num, "%ld", v.i), text = num;
-            if (d->type == SET_NUM) snprintf(num, sizeof num, "%.9g", v.x), text = num;
-            if (d->type == SET_BOOL) text = v.i ? "true" : "false";
-        }
-        config_set(&id, e->key, text, "", 0, 0);
+        config_set(&id, e->key, setting_normalize(num, sizeof num, e->key, e->value), "", 0, 0);
     }
     if (fold > 0) {
         snprintf(num, sizeof num, "%d", fold);

@@ -62,6 +62,8 @@ typedef enum {
     SK_MOA_SLOTS,
     SK_MOA_DIM,
     SK_MOA_RR,
+    SK_DRILL,
+    SK_DRILL_SECONDS,
     SK_COUNT
 } setting_id;
 
@@ -104,6 +106,11 @@ int setting_parse_text(setting_value *v, const setting_def **def, const char *ke
                        const char *text, petal_err *err);
 // The known key nearest to key (edit distance), or NULL when none is close.
 const char *setting_nearest(const char *key);
+
+// text in its key's canonical form (integers without leading zeros or signs,
+// numbers as %.9g, booleans true/false); text itself when the key or the value
+// is not valid. buf (n bytes) holds the result when it differs.
+const char *setting_normalize(char *buf, size_t n, const char *key, const char *text);
 
 // A trial's identity: the canonical text of its settings (one `key: "value"`
 // line per key, sorted; values normalised by type, so "1e-3" and "0.001" are
