@@ -148,8 +148,7 @@ const setting_def *setting_find(const char *key) {
     return NULL;
 }
 
-// Levenshtein distance, capped: keys are short.
-static int distance(const char *a, const char *b) {
+int setting_distance(const char *a, const char *b) {
     size_t na = strlen(a), nb = strlen(b);
     if (na > 63 || nb > 63) return 99;
     int row[64];
@@ -173,9 +172,9 @@ const char *setting_nearest(const char *key) {
     int bd = 4;  // farther than 3 edits is no suggestion
     for (int i = 0; i < SK_COUNT; i++) {
         const char *k = settings_table[i].key, *dot = strchr(k, '.');
-        int d = distance(key, k);
+        int d = setting_distance(key, k);
         // "rank" for "lora.rank": the part after the dot alone
-        if (dot && !strchr(key, '.') && distance(key, dot + 1) < d) d = distance(key, dot + 1);
+        if (dot && !strchr(key, '.') && setting_distance(key, dot + 1) < d) d = setting_distance(key, dot + 1);
         if (d < bd) bd = d, best = k;
     }
     return best;

@@ -104,6 +104,8 @@ int setting_parse(setting_value *v, const setting_def **def, const config_entry 
 // The same for a bare key=value (no source position); errors name the key.
 int setting_parse_text(setting_value *v, const setting_def **def, const char *key,
                        const char *text, petal_err *err);
+// Levenshtein distance of two short names (99 for names over 63 bytes).
+int setting_distance(const char *a, const char *b);
 // The known key nearest to key (edit distance), or NULL when none is close.
 const char *setting_nearest(const char *key);
 

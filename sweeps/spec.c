@@ -715,7 +715,7 @@ int sweep_spec_parse(sweep_spec *s, const char *text, const char *name, petal_er
         } else {
             const char *near = NULL;
             for (size_t i = 0; i < sizeof top_keys / sizeof top_keys[0]; i++)
-                if (!strncmp(key, top_keys[i], 3)) near = top_keys[i];
+                if (setting_distance(key, top_keys[i]) <= 2) near = top_keys[i];
             st = fail_at(&c, kn, "unknown section '%s'%s%s%s (study, description, base, grid, exclude, include, sample, early_stop)%s",
                          key, near ? " (did you mean " : "", near ? near : "", near ? "?)" : "",
                          setting_find(key) ? "; settings go under base: or grid:" : "");

@@ -123,6 +123,9 @@ static void child_main(int wfd, const char *id, const char *settings, int budget
     int lfd = st ? -1 : open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
     if (lfd >= 0) dup2(lfd, 2), close(lfd);
     setvbuf(stderr, NULL, _IOLBF, 0);
+    // the parent's handlers (MPI's backtrace printer, the sweep's stop flag) are not the trial's
+    int dfl[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGCHLD, SIGPIPE};
+    for (size_t i = 0; i < sizeof dfl / sizeof dfl[0]; i++) signal(dfl[i], SIG_DFL);
     struct sigaction sa = {0};
     sa.sa_handler = on_child_stop;
     sigaction(SIGTERM, &sa, NULL);
@@ -205,6 +208,7 @@ static void last_line(char *out, size_t n, const char *path) {
 
 int worker_poll(worker_child *c, results_record *rec, double wait, const worker_opts *o) {
     double until = petal_now() + wait;
+    int status = 0;
     for (;;) {
         if (c->fd >= 0) {  // drain the pipe (a big record must not block the child)
             double left = until - petal_now();
@@ -221,7 +225,6 @@ int worker_poll(worker_child *c, results_record *rec, double wait, const worker_
                 }
             }
         }
-        int status;
         pid_t w = c->fd < 0 ? waitpid(c->pid, &status, WNOHANG) : 0;
         if (w == c->pid) break;
         if (o->timeout > 0 && !c->timed_out && petal_now() - c->started > o->timeout) {
@@ -236,8 +239,6 @@ int worker_poll(worker_child *c, results_record *rec, double wait, const worker_
         continue;
     }
     // finished: its record, or why there is none
-    int status = 0;
-    waitpid(c->pid, &status, WNOHANG);
     petal_err err;
     int have = c->n && !results_record_unpack(rec, c->buf, c->n, &err);
     free(c->buf);
