@@ -15,6 +15,7 @@ int ast_method_parse(ast_method *m, const char *name, petal_err *err) {
     if (!strcmp(name, "full")) m->base = METHOD_FULL;
     else if (!strcmp(name, "linear")) m->base = METHOD_LINEAR;
     else if (!strcmp(name, "bitfit")) m->base = METHOD_BITFIT;
+    else if (!strcmp(name, "bitfit_petal")) m->base = METHOD_BITFIT_PETAL;
     else if (!strcmp(name, "lora")) m->lora.targets = LORA_Q | LORA_V, m->lora.rr = 64;
     else if (!strcmp(name, "adapter_pfeiffer")) m->adapter.at_ffn = 1, m->adapter.rr = 64;
     else if (!strcmp(name, "adapter_houlsby"))
@@ -28,11 +29,31 @@ int ast_method_parse(ast_method *m, const char *name, petal_err *err) {
         m->moa = (moa_config){.kind = MOA_DENSE, .at_ffn = 1, .experts = 4, .rr = 64};
     else if (!strcmp(name, "soft_moa"))
         m->moa = (moa_config){.kind = MOA_SOFT, .at_ffn = 1, .experts = 4, .slots = 1, .rr = 64};
+    // The paper's Table 1 (arXiv 2312.03694 v4) as the reference code runs it:
+    // sizes by reduction rate (LoRA rr 128 -> r 6, scaling alpha / rr; bottleneck
+    // rr 64 -> D 12; Conformer rr 96 -> D 8), the reference's inits, and its
+    // Conformer LayerNorm that is computed and discarded.
+    else if (!strcmp(name, "lora_paper")) m->lora.targets = LORA_Q | LORA_V, m->lora.rr = 128;
+    else if (!strcmp(name, "adapter_pfeiffer_paper"))
+        m->adapter.at_ffn = 1, m->adapter.rr = 64, m->adapter.init_reference = 1;
+    else if (!strcmp(name, "adapter_houlsby_paper"))
+        m->adapter.at_ffn = m->adapter.at_mhsa = 1, m->adapter.rr = 64,
+        m->adapter.init_reference = 1;
+    else if (!strcmp(name, "conformer_paper_speech") || !strcmp(name, "conformer_paper_audio"))
+        m->adapter.at_ffn = 1, m->adapter.rr = 96, m->adapter.block = BLOCK_CONFORMER,
+        m->adapter.init_reference = 1, m->adapter.norm_discarded = 1,
+        m->adapter.kernel = strstr(name, "audio") ? 8 : 31;
+    else if (!strcmp(name, "prompt_shallow_paper")) m->prompt.tokens = 300;
+    else if (!strcmp(name, "prompt_deep_paper")) m->prompt.tokens = 25, m->prompt.deep = 1;
+    else if (!strcmp(name, "prefix_paper")) m->prefix.tokens = 24;
     else
         return petal_fail(err, PETAL_EINPUT,
-                          "unknown method '%s' (full, linear, bitfit, lora, adapter_pfeiffer, "
-                          "adapter_houlsby, conformer, prompt_shallow, prompt_deep, prefix, "
-                          "dense_moa, soft_moa)",
+                          "unknown method '%s' (full, linear, bitfit, bitfit_petal, lora, "
+                          "adapter_pfeiffer, adapter_houlsby, conformer, prompt_shallow, "
+                          "prompt_deep, prefix, dense_moa, soft_moa; paper presets: lora_paper, "
+                          "adapter_pfeiffer_paper, adapter_houlsby_paper, conformer_paper_speech, "
+                          "conformer_paper_audio, prompt_shallow_paper, prompt_deep_paper, "
+                          "prefix_paper)",
                           name);
     return PETAL_OK;
 }
@@ -82,7 +103,9 @@ int ast_method_set(ast_method *m, const char *key, const char *v, petal_err *err
         if (!strcmp(v, "full")) m->base = METHOD_FULL;
         else if (!strcmp(v, "linear")) m->base = METHOD_LINEAR;
         else if (!strcmp(v, "bitfit")) m->base = METHOD_BITFIT;
-        else return petal_fail(err, PETAL_EINPUT, "base expects full, linear or bitfit, got '%s'", v);
+        else if (!strcmp(v, "bitfit_petal")) m->base = METHOD_BITFIT_PETAL;
+        else return petal_fail(err, PETAL_EINPUT,
+                               "base expects full, linear, bitfit or bitfit_petal, got '%s'", v);
         return PETAL_OK;
     }
     if (!strcmp(key, "lora.targets")) {
@@ -150,6 +173,12 @@ int ast_method_set(ast_method *m, const char *key, const char *v, petal_err *err
         else return petal_fail(err, PETAL_EINPUT, "adapter.init expects petal or reference, got '%s'", v);
         return PETAL_OK;
     }
+    if (!strcmp(key, "adapter.norm")) {
+        if (!strcmp(v, "applied")) ad->norm_discarded = 0;
+        else if (!strcmp(v, "discarded")) ad->norm_discarded = 1;
+        else return petal_fail(err, PETAL_EINPUT, "adapter.norm expects applied or discarded, got '%s'", v);
+        return PETAL_OK;
+    }
     if (!strcmp(key, "prompt.tokens")) return parse_int(&m->prompt.tokens, key, v, 0, 4096, err);
     if (!strcmp(key, "prompt.deep")) return parse_bool(&m->prompt.deep, key, v, err);
     if (!strcmp(key, "prefix.tokens")) return parse_int(&m->prefix.tokens, key, v, 0, 4096, err);
@@ -187,9 +216,6 @@ int ast_method_resolve(ast_method *m, int C, int L, petal_err *err) {
     if (m->lora.targets && m->lora.rank == 0) m->lora.rank = from_rr(m->lora.rr, C);
     adapter_config *ad = &m->adapter;
     if ((ad->at_mhsa || ad->at_ffn) && ad->dim == 0) ad->dim = from_rr(ad->rr > 0 ? ad->rr : 64, C);
-    if (ad->block == BLOCK_CONFORMER && ad->kernel % 2 == 0)
-        return petal_fail(err, PETAL_EINPUT, "adapter.kernel must be odd for 'same' padding, got %d",
-                          ad->kernel);
     if (m->prefix.tokens % 2)
         return petal_fail(err, PETAL_EINPUT,
                           "prefix.tokens must be even (P/2 keys and P/2 values), got %d",
