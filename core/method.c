@@ -164,6 +164,7 @@ int ast_method_set(ast_method *m, const char *key, const char *v, petal_err *err
         return PETAL_OK;
     }
     if (!strcmp(key, "adapter.residual")) return parse_bool(&ad->residual, key, v, err);
+    if (!strcmp(key, "adapter.seq_add")) return parse_bool(&ad->seq_add, key, v, err);
     if (!strcmp(key, "adapter.dim")) return ad->rr = 0, parse_int(&ad->dim, key, v, 1, 1 << 16, err);
     if (!strcmp(key, "adapter.rr")) return ad->dim = 0, parse_float(&ad->rr, key, v, err);
     if (!strcmp(key, "adapter.kernel")) return parse_int(&ad->kernel, key, v, 1, 1023, err);
@@ -216,6 +217,10 @@ int ast_method_resolve(ast_method *m, int C, int L, petal_err *err) {
     if (m->lora.targets && m->lora.rank == 0) m->lora.rank = from_rr(m->lora.rr, C);
     adapter_config *ad = &m->adapter;
     if ((ad->at_mhsa || ad->at_ffn) && ad->dim == 0) ad->dim = from_rr(ad->rr > 0 ? ad->rr : 64, C);
+    if (ad->seq_add && !(ad->sequential && !ad->after))
+        return petal_fail(err, PETAL_EINPUT,
+                          "adapter.seq_add applies to adapter.conf=sequential with "
+                          "adapter.position=before only");
     if (m->prefix.tokens % 2)
         return petal_fail(err, PETAL_EINPUT,
                           "prefix.tokens must be even (P/2 keys and P/2 values), got %d",

@@ -27,6 +27,8 @@ typedef struct {
     int sequential;       // else parallel
     int after;            // else before
     int residual;         // add the adapter's input to its output
+    int seq_add;          // sequential-before only: also add the sublayer's input a to the
+                          // part, S(a) + a (the reference's ablation code)
     int dim;              // bottleneck D (or 0 when sized by rr)
     float rr;
     int kernel;           // Conformer depthwise kernel; even k pads (k-1)/2 left, k/2 right

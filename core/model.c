@@ -820,6 +820,7 @@ static void site_forward(ast_model *m, ast_layer_acts *la, int l, int s, float *
         if (adc->residual) add_into(u, ln, NC);
         sin = u;
     }
+    int seq_add = has_ad && adc->seq_add;  // part = S(a) + a
     float *sout = has_ad && adc->after ? la->sout[s] : a->fsub;
     if (s) ffn_forward(m, la, l, sout, sin, B);
     else mhsa_forward(m, la, l, sout, sin, B);
@@ -827,6 +828,7 @@ static void site_forward(ast_model *m, ast_layer_acts *la, int l, int s, float *
     const float *parts[4];
     int np = 0;
     if (!has_ad || !adc->sequential || !adc->after) parts[np++] = sout;
+    if (seq_add) parts[np++] = sin;
     if (has_ad && !(adc->sequential && !adc->after)) {
         const float *ain = adc->after ? sout : ln;
         adapter_forward(a->ftmp, av, ain, &w->ad[s], conf, m->training, B, m->T, C, D,
@@ -1047,6 +1049,7 @@ static void site_backward(ast_model *m, int l, int s, int B) {
     if (s) ffn_backward(m, la, l, dsin, beta, dsub, sin, B);
     else mhsa_backward(m, la, l, dsin, beta, dsub, sin, B);
     if (p.seq_before) {
+        if (adc->seq_add) add_into(a->dsin, dy, NC);  // a also reaches the output directly
         adapter_backward(dln, ag, a->dad, dsin, ln, av, aw, conf, B, m->T, C, D, adc->kernel);
         if (adc->residual && dln) add_into(dln, dsin, NC);
     }

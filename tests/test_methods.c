@@ -65,6 +65,9 @@ static const struct {
     {"conformer;adapter.dim=3;adapter.kernel=2;adapter.norm=discarded;adapter.init=reference", POOL_CLS},
     {"conformer_paper_audio;adapter.dim=4;adapter.conf=sequential;adapter.position=after", POOL_ALL},
     {"bitfit", POOL_ALL},
+    // the reference's ablation "sequential before": S(a) + a
+    {"adapter_pfeiffer;adapter.dim=4;adapter.conf=sequential;adapter.seq_add=1", POOL_ALL},
+    {"conformer;adapter.location=mhsa;adapter.dim=3;adapter.kernel=4;adapter.conf=sequential;adapter.seq_add=1;adapter.residual=1", POOL_ALL},
     {"bitfit_petal", POOL_CLS},
     {"prompt_shallow;prompt.tokens=3", POOL_ALL},
     {"prompt_deep;prompt.tokens=3", POOL_PROMPTS},
@@ -363,6 +366,9 @@ static void check_errors(void) {
     CHECK(ast_model_init(&m, &cfg, &meth, 2, &err) == PETAL_OK, "even kernel accepted: %s",
           err.msg);
     ast_model_free(&m);
+    meth = method_of("adapter_pfeiffer;adapter.seq_add=1");
+    CHECK(ast_model_init(&m, &cfg, &meth, 2, &err) == PETAL_EINPUT && strstr(err.msg, "seq_add"),
+          "seq_add outside sequential-before: %s", err.msg);
     CHECK(ast_method_set(&meth, "adapter.norm", "skipped", &err) == PETAL_EINPUT &&
               strstr(err.msg, "adapter.norm"), "bad adapter.norm: %s", err.msg);
     CHECK(ast_method_set(&meth, "base", "bitfix", &err) == PETAL_EINPUT &&

@@ -101,7 +101,8 @@ HOOKS = ("lora", "adapter", "prompt", "prefix", "moa")
 _DEFAULTS = {
     "lora": {"targets": "qv", "rank": None, "rr": None, "alpha": 8.0, "init": "reference"},
     "adapter": {"block": "bottleneck", "type": None, "location": None, "conf": "parallel",
-                "position": "before", "residual": False, "dim": None, "rr": None,
+                "position": "before", "residual": False, "seq_add": False, "dim": None,
+                "rr": None,
                 "init": None, "kernel": None, "norm": None},
     "prompt": {"tokens": None, "deep": False},
     "prefix": {"tokens": None},
@@ -214,6 +215,11 @@ def normalize_method(method=None, pool=None):
             if spec["residual"] not in (True, False, 0, 1):
                 _bad(f"adapter.residual must be a boolean, got {spec['residual']!r}")
             spec["residual"] = bool(spec["residual"])
+            if spec["seq_add"] not in (True, False, 0, 1):
+                _bad(f"adapter.seq_add must be a boolean, got {spec['seq_add']!r}")
+            spec["seq_add"] = bool(spec["seq_add"])
+            if spec["seq_add"] and (spec["conf"], spec["position"]) != ("sequential", "before"):
+                _bad("adapter.seq_add applies to conf sequential, position before only")
             _size_keys(spec, hook, "dim")
             if spec["init"] is None:
                 spec["init"] = "petal"
@@ -502,6 +508,7 @@ def _make_adapter(cfg, spec):
         mod = Bottleneck(cfg.C, D, spec["init"])
     # Placement is configuration, not parameters.
     mod.conf, mod.position, mod.residual = spec["conf"], spec["position"], spec["residual"]
+    mod.seq_add = spec["seq_add"]
     return mod
 
 
@@ -624,7 +631,9 @@ class ASTLayer(nn.Module):
                 part = part + s
         elif A.position == "before":            # sequential
             a = A(ln)
-            part = S(a + ln if A.residual else a)
+            if A.residual:
+                a = a + ln
+            part = S(a) + a if A.seq_add else S(a)
         else:                                   # sequential after
             s = S(ln)
             part = A(s) + s if A.residual else A(s)
@@ -971,6 +980,9 @@ MICRO_METHODS = {
     "soft_moa_ffn": {"moa": {"kind": "soft", "experts": 2, "slots": 2, "dim": 2}},
     "bitfit_lora": {"base": "bitfit", "lora": {"targets": "v", "rank": 1}},
     "bitfit_petal": {"base": "bitfit_petal"},
+    "adapter_seq_add_res": {"adapter": {"location": "mhsa", "conf": "sequential",
+                                        "position": "before", "seq_add": True,
+                                        "residual": True, "dim": 3}},
     "conformer_even": {"adapter": {"block": "conformer", "type": "houlsby", "dim": 3,
                                    "kernel": 4}},
     "conformer_reference": {"adapter": {"block": "conformer", "location": "mhsa", "dim": 2,

@@ -39,7 +39,8 @@ input and labels as ast_tiny.h5; base "linear" everywhere):
           "houlsby") or adapter_location ("mhsa" | "ffn") -- whichever the config
           gives, adapter_conf, adapter_position (str), adapter_residual (int32 0/1),
           adapter_dim (int32, the effective D), adapter_rr (int32, 0 when sized by
-          dim), adapter_init (str); conformer only: conformer_kernel (int32, even
+          dim), adapter_init (str), adapter_seq_add (int32 1, only when set);
+          conformer only: conformer_kernel (int32, even
           or odd), adapter_norm ("applied" | "discarded"), conformer_ln_eps,
           conformer_bn_eps, conformer_bn_momentum (float64)
         prompt_tokens, prompt_deep (int32)
@@ -113,6 +114,9 @@ METHOD_CASES = [
     ("conformer", {"adapter": {"block": "conformer", "type": "pfeiffer", "rr": 16, "kernel": 5}}),
     # even kernels (padding="same": (k-1)//2 left, k//2 right), and the reference's
     # Conformer: its LayerNorm discarded (no gradient, never updated), default pw2 init
+    # the reference's ablation "sequential before": part = S(a) + a, a = A(ln)
+    ("adapter_seq_before_add", {"adapter": {"location": "ffn", "conf": "sequential",
+                                            "position": "before", "seq_add": True, "rr": 16}}),
     ("conformer_even", {"adapter": {"block": "conformer", "type": "houlsby", "rr": 16,
                                     "kernel": 4}}),
     ("conformer_reference", {"adapter": {"block": "conformer", "type": "pfeiffer", "rr": 16,
@@ -205,6 +209,8 @@ def flat_attrs(cfg, m):
                  adapter_residual=int(s["residual"]), adapter_dim=bottleneck_size(cfg.C, s, "dim"),
                  adapter_rr=s.get("rr", 0))
         a["adapter_init"] = s["init"]
+        if s["seq_add"]:
+            a["adapter_seq_add"] = 1
         if s["block"] == "conformer":
             a.update(conformer_kernel=s["kernel"], adapter_norm=s["norm"], conformer_ln_eps=1e-5,
                      conformer_bn_eps=1e-5, conformer_bn_momentum=0.1)
