@@ -1420,6 +1420,7 @@ def _check_config_errors():
         {"adapter": {"type": "pfeiffer", "location": "ffn"}},
         {"adapter": {"block": "conformer", "norm": "skipped"}},
         {"adapter": {"norm": "discarded"}},
+        {"adapter": {"seq_add": True}},
         {"adapter": {"kernel": 5}},
         {"moa": {"kind": "dense", "slots": 2}},
         {"prompt": {"tokens": 2}, "pool": "cls_dist"},
