@@ -373,7 +373,8 @@ static void build_table(ast_model *m) {
     // adjacent in data and in grad (table order = buffer order, C % 16 == 0).
     for (int i = 0; i < bd.nb; i++) {
         const char *n = t->rows[bd.b[i].row].name;
-        if (!strstr(n, "attention.attention.query.")) continue;
+        // the query's own weight and bias, not its LoRA rows (which share the prefix)
+        if (!strstr(n, "attention.attention.query.") || strstr(n, ".lora_")) continue;
         for (int q = 1; q < 3; q++) {
             int r0 = bd.b[i].row, rq = r0 + q;
             PETAL_ASSERT(param_data(t, rq) == param_data(t, r0) + (size_t)q * t->rows[r0].n);
