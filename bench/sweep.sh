@@ -13,13 +13,16 @@
 #       children (what the sweep costs when the machine is not shared).
 #   bench sweep mode=mpi ranks=R trials=N overhead_ms_per_trial=X
 #       the same over `mpirun -n R` (rank 0 coordinates, R-1 worker ranks):
-#       (wall - launch) / N, launch_s being the same mpirun with one noop trial
-#       (Open MPI's start-up and shutdown, not the sweep's per-trial cost).
+#       span / N, the span running from the first trial's start (its log.txt,
+#       written once by a drill as it starts) to the last record stored (its
+#       record.h5): Open MPI's start-up and shutdown (wall_s - span_s, a second
+#       or more here) are not the sweep's per-trial cost.
 #   bench sweep mode=mpi ranks=R efficiency=E coordinator_cpu=F
 #       sleep drill trials of SWEEP_SLEEP_S seconds, SWEEP_SLEEP_PER trials per
 #       worker, over 1, 2, 4 and 8 workers (oversubscribed: they only sleep):
-#       E = ideal (per-worker trials x seconds) / (wall - launch); F = rank 0's
-#       utime + stime (/proc/<pid>/stat) over its lifetime / that lifetime.
+#       E = ideal (per-worker trials x seconds) / span; F = rank 0's utime +
+#       stime (/proc/<pid>/stat) over its lifetime / that lifetime (MPI_Init
+#       included).
 #   bench sweep mode=mpi ranks=3 study=demo trials_per_hour=T inprocess_trials_per_hour=U
 #       the real demo study (sweeps/demo.yaml on `petal demo`'s data, prepared
 #       or reused in SWEEP_DEMO_DATA) over mpirun -n 3 (2 workers, 1 thread
@@ -79,14 +82,22 @@ awk -v n="$trials" -v a="$t0" -v b="$t1" -v u="$u" -v s="$s" -v l="$l" 'BEGIN {
   printf "bench sweep mode=inprocess trials=%d overhead_ms_per_trial=%.3f threads=1 wall_s=%.2f cpu_ms_per_trial=%.3f load1=%s\n",
          n, (b - a) * 1000 / n, b - a, (u + s) * 1000 / n, l }'
 
+# span <RUN>: seconds from the first trial's start (log.txt, which a drill writes
+# once as it starts) to the last record stored (record.h5)
+span() {
+  local a b
+  a=$(find "$1/trials" -name log.txt -printf '%T@\n' | sort -n | head -1)
+  b=$(find "$1/trials" -name record.h5 -printf '%T@\n' | sort -n | tail -1)
+  awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", b - a}'
+}
+
 # ---- over MPI: noop trials -----------------------------------------------------------
-spec "$work/one.yaml" noop 1
 l=$(load1)
-timed launch "${MPIRUN[@]}" -n "$ranks" "$P" sweep "$work/one.yaml" --out "$work/run-one" --threads 1
 timed wall "${MPIRUN[@]}" -n "$ranks" "$P" sweep "$work/noop.yaml" --out "$work/run-mpi" --threads 1
-awk -v r="$ranks" -v n="$trials" -v w="$wall" -v la="$launch" -v l="$l" 'BEGIN {
-  printf "bench sweep mode=mpi ranks=%d trials=%d overhead_ms_per_trial=%.3f workers=%d threads=1 wall_s=%.2f launch_s=%.2f load1=%s\n",
-         r, n, (w - la) * 1000 / n, r - 1, w, la, l }'
+sp=$(span "$work/run-mpi")
+awk -v r="$ranks" -v n="$trials" -v w="$wall" -v sp="$sp" -v l="$l" 'BEGIN {
+  printf "bench sweep mode=mpi ranks=%d trials=%d overhead_ms_per_trial=%.3f workers=%d threads=1 span_s=%.2f wall_s=%.2f load1=%s\n",
+         r, n, sp * 1000 / n, r - 1, sp, w, l }'
 
 # ---- over MPI: sleeping trials, 1..8 workers -------------------------------------------
 # rank0 <mpirun pid>: samples rank 0's utime+stime until it exits; prints
@@ -111,18 +122,18 @@ for w in $workers; do
   r=$((w + 1)); n=$((w * sleep_per))
   spec "$work/sleep$w.yaml" sleep "$n" "$sleep_s"
   l=$(load1)
-  timed launch "${MPIRUN[@]}" -n "$r" "$P" sweep "$work/one.yaml" --out "$work/run-l$w" --threads 1
   t0=$(now)
   "${MPIRUN[@]}" -n "$r" "$P" sweep "$work/sleep$w.yaml" --out "$work/run-s$w" --threads 1 >"$work/log" 2>&1 &
   mp=$!
   read -r cpu life < <(rank0 "$mp")
   wait "$mp" || { echo "bench sweep: sleep sweep with $w workers failed" >&2; tail -5 "$work/log" >&2; exit 1; }
   t1=$(now)
-  awk -v r="$r" -v w="$w" -v n="$n" -v s="$sleep_s" -v p="$sleep_per" -v a="$t0" -v b="$t1" -v la="$launch" \
+  sp=$(span "$work/run-s$w")
+  awk -v r="$r" -v w="$w" -v n="$n" -v s="$sleep_s" -v p="$sleep_per" -v a="$t0" -v b="$t1" -v sp="$sp" \
       -v cpu="$cpu" -v life="$life" -v l="$l" 'BEGIN {
-    ideal = p * s; meas = b - a - la
-    printf "bench sweep mode=mpi ranks=%d efficiency=%.3f coordinator_cpu=%.4f workers=%d threads=1 trials=%d trial_s=%s ideal_s=%.1f measured_s=%.2f launch_s=%.2f load1=%s\n",
-           r, ideal / meas, cpu / life, w, n, s, ideal, meas, la, l }'
+    ideal = p * s
+    printf "bench sweep mode=mpi ranks=%d efficiency=%.3f coordinator_cpu=%.4f workers=%d threads=1 trials=%d trial_s=%s ideal_s=%.1f span_s=%.2f wall_s=%.2f load1=%s\n",
+           r, ideal / sp, cpu / life, w, n, s, ideal, sp, b - a, l }'
 done
 
 # ---- the demo study: MPI against one process -------------------------------------------

@@ -20,15 +20,21 @@ int coord_mpi_rank_hint(void) {
     return 0;
 }
 
-void coord_backoff(long *us) {
+void coord_backoff(long *us, long cap) {
     struct timespec ts = {0, *us * 1000};
     nanosleep(&ts, NULL);
-    *us = *us * 2 > 50000 ? 50000 : *us * 2;
+    *us = *us * 2 > cap ? cap : *us * 2;
 }
+
+// Rank 0's view: when it last exchanged a trial or a record with any worker.
+typedef struct {
+    double last_event;
+} mpi_exec;
 
 static int mpi_start(executor *ex, int slot, const char *id, const char *settings, int budget,
                      int attempts, petal_err *err) {
-    (void)ex, (void)err;
+    (void)err;
+    ((mpi_exec *)ex->ctx)->last_event = petal_now();
     size_t n = strlen(id) + strlen(settings) + 64;
     char *msg = petal_malloc(n);
     int len = snprintf(msg, n, "%d %d %s\n%s", budget, attempts, id, settings);
@@ -38,9 +44,9 @@ static int mpi_start(executor *ex, int slot, const char *id, const char *setting
 }
 
 static int mpi_wait(executor *ex, results_record *rec, double wait) {
-    (void)ex;
+    mpi_exec *me = ex->ctx;
     double until = petal_now() + wait;
-    long us = 1000;
+    long us = 100;  // a record that is already on its way costs ~0.1 ms, not 1
     for (;;) {
         int flag = 0;
         MPI_Status s;
@@ -57,10 +63,18 @@ static int mpi_wait(executor *ex, results_record *rec, double wait) {
                 snprintf(rec->error, sizeof rec->error, "rank %d sent %.900s", s.MPI_SOURCE, err.msg);
             }
             free(buf);
+            me->last_event = petal_now();
             return s.MPI_SOURCE - 1;
         }
-        if (petal_now() >= until) return -1;
-        coord_backoff(&us);
+        double now = petal_now();
+        if (now >= until) return -1;
+        // The step between looks is capped at 1% of the time since the last
+        // trial or record (2 ms .. 50 ms): a record then waits at most ~1% of
+        // the trials' length. A fixed 50 ms cap let both sides' back-offs grow
+        // together with short trials (a worker waiting for its next trial,
+        // rank 0 for the record): 160 ms a trial with one worker rank.
+        long cap = (long)(1e4 * (now - me->last_event));
+        coord_backoff(&us, cap < 2000 ? 2000 : cap > 50000 ? 50000 : cap);
     }
 }
 
@@ -98,10 +112,11 @@ int coord_mpi_main(const sweep_spec *spec, const coord_opts *co, const worker_op
     if (rank == 0) {
         executor ex;
         local_exec le;
+        mpi_exec me = {petal_now()};
         if (size == 1) {
             local_executor(&ex, &le, 1, &w);
         } else {
-            ex = (executor){size - 1, mpi_start, mpi_wait, mpi_stop, NULL};
+            ex = (executor){size - 1, mpi_start, mpi_wait, mpi_stop, &me};
         }
         if (co->out) fprintf(co->out, "sweep over MPI: %d worker rank(s), %d thread(s) per trial\n",
                              size == 1 ? 1 : size - 1, w.threads);

@@ -17,6 +17,6 @@ int coord_mpi_main(const sweep_spec *spec, const coord_opts *co, const worker_op
 
 // Message tags between the coordinator and worker ranks.
 enum { TAG_TRIAL = 1, TAG_STOP, TAG_RECORD, TAG_QUIT };
-// Sleeps for the back-off step *us (1 ms .. 50 ms, doubling).
-void coord_backoff(long *us);
+// Sleeps for the back-off step *us, then doubles it up to cap (microseconds).
+void coord_backoff(long *us, long cap);
 #endif

@@ -43,7 +43,8 @@ void results_record_pack(char **buf, size_t *len, const results_record *rec);
 int results_record_unpack(results_record *rec, const char *buf, size_t len, petal_err *err);
 
 // The per-trial record file RUN/trials/<id>/record.h5, written to a temporary
-// name and renamed (a kill at any instant leaves the old or the new file).
+// name and renamed (a kill at any instant leaves the old or the new file); not
+// fsynced: results_store_flush makes records durable in groups.
 // Layout: attributes format ("petal-record 1"), id, status, config, label,
 // error, host, version, finished_at, decision (strings), attempts, epochs_budget,
 // n_folds, trainable, total (int64), test_acc, test_acc_std, best_valid_acc,

@@ -382,8 +382,26 @@ static int write_results(const results_store *s, const char *path, petal_err *er
     return PETAL_OK;
 }
 
+// The group commit: every record renamed into RUN/trials so far reaches the disk.
+static int sync_records(const results_store *s, petal_err *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/trials", s->dir);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int bad = fd < 0 || syncfs(fd);
+    int e = errno;
+    if (fd >= 0) close(fd);
+    if (bad) return petal_fail(err, PETAL_EFAIL, "%s: cannot sync the trial records (%s)", path, strerror(e));
+    return PETAL_OK;
+}
+
 int results_store_flush(results_store *s, int force, petal_err *err) {
-    if (s->lock_fd < 0 || !s->dirty) return PETAL_OK;
+    if (!s->dirty) return PETAL_OK;
+    if (s->lock_fd < 0) {  // a shard: no results.h5, its records durable at the end
+        if (!force) return PETAL_OK;
+        int st = sync_records(s, err);
+        if (!st) s->dirty = 0;
+        return st;
+    }
     double now = petal_now();
     // Due when the last rewrite's cost is at most ~5% of the time since: the
     // store's cost stays linear in the trials however many there are.
@@ -391,7 +409,8 @@ int results_store_flush(results_store *s, int force, petal_err *err) {
     if (!force && s->last_rebuild > 0 && now - s->last_rebuild < (gap > 2.0 ? gap : 2.0)) return PETAL_OK;
     char path[4200];
     snprintf(path, sizeof path, "%s/results.h5", s->dir);
-    int st = write_results(s, path, err);
+    int st = sync_records(s, err);
+    if (!st) st = write_results(s, path, err);
     s->rebuild_seconds = petal_now() - now;
     s->last_rebuild = petal_now();
     if (!st) s->dirty = 0;

@@ -4,12 +4,18 @@
 //   RUN/trials/<id>/fold<k>.h5  the trial's checkpoints (best state, exact resume)
 //   RUN/results.h5              the table, rebuilt from the records
 //   RUN/lock                    one writer at a time (flock: a killed sweep leaves no lock)
-// Crash safety by design: every file is written to a temporary name, fsynced and
+// Crash safety by design: every file is written to a temporary name and
 // renamed, so kill -9 at any instant leaves each file old or new, never partial.
-// A finished trial is safe once its record is renamed into place; results.h5
-// is rebuilt from the records in memory (write-new-then-rename) at intervals
-// that keep its cost under ~5% of the sweep's time, and at the end; `petal
-// results check` rebuilds it from the records at any time.
+// A finished trial is safe from any process kill once its record is renamed
+// into place (the page cache outlives the process). Against power loss the
+// records are made durable in groups, not one by one (an fsync per record cost
+// more than the 1 ms a trial the sweep may spend): one syncfs of RUN's file
+// system before each results.h5 rebuild and at the end, so results.h5 never
+// lists a record that is not on disk; a record torn by a power loss in between
+// is found when the store opens (moved aside, the trial runs again). results.h5
+// is rebuilt from the records in memory (write-new-then-rename, fsynced) at
+// intervals that keep its cost under ~5% of the sweep's time, and at the end;
+// `petal results check` rebuilds it from the records at any time.
 //
 // results.h5 (h5py: pandas.DataFrame(h5py.File("RUN/results.h5")["/trials"][()])):
 //   attributes: format "petal-results 1", study, spec (text), spec_hash,
@@ -50,7 +56,8 @@ int results_store_open(results_store *s, const char *dir, const sweep_spec *spec
 int results_store_put(results_store *s, int i, const results_record *rec, petal_err *err);
 // Sets a row's status in memory only (running: shown in results.h5 while it runs).
 void results_store_mark(results_store *s, int i, int status);
-// Rewrites results.h5 from the rows when due (or always with force).
+// Makes the records written so far durable (syncfs), then rewrites results.h5
+// from the rows, when due (or always with force). Shards: the records only.
 int results_store_flush(results_store *s, int force, petal_err *err);
 void results_store_close(results_store *s);
 

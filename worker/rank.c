@@ -64,10 +64,10 @@ void worker_rank_loop(const worker_opts *o, volatile sig_atomic_t *stop) {
         MPI_Status s;
         MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &s);
         if (!flag) {
-            coord_backoff(&us);
+            coord_backoff(&us, 50000);  // idle: the next trial follows a record in ~ms
             continue;
         }
-        us = 1000;
+        us = 100;  // the next trial usually follows at once
         if (s.MPI_TAG == TAG_QUIT) {
             int st;
             MPI_Recv(&st, 1, MPI_INT, 0, TAG_QUIT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);

@@ -232,8 +232,8 @@ int worker_poll(worker_child *c, results_record *rec, double wait, const worker_
             c->timed_out = 1;
         }
         if (petal_now() >= until) return 0;
-        if (c->fd < 0) {  // pipe closed, child not yet reaped: a short wait
-            struct timespec ts = {0, 2000000};
+        if (c->fd < 0) {  // pipe closed, child not yet reaped: it is exiting, a short wait
+            struct timespec ts = {0, 200000};
             nanosleep(&ts, NULL);
         }
         continue;
