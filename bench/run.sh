@@ -5,6 +5,8 @@
 #   BENCH_REPEAT=R   run each side R times and keep its fastest run (the machine is shared)
 #   BENCH_LONG=0     skip the long-clip line; BENCH_LONG_STEPS=S its timed steps (default 2)
 #   BENCH_SHARE=0    skip the one-backbone-per-node line (bench/share.sh: PSS of 4 processes)
+#   BENCH_SWEEP=0    skip the sweep machinery's lines (bench/sweep.sh; SWEEP_DEMO=0 skips
+#                    its minutes-long demo study, SWEEP_SHARE=0 its worker-rank memory line)
 # Then the linear-probing line (epoch 1, which fills the encoder-output cache,
 # against the mean of epochs 2-4).
 # One line per method:
@@ -70,3 +72,4 @@ echo "$lp" | awk -v f="$frames" -v b="$batch" '
   END { later /= (n - 1); printf "bench linear_probe frames=%s batch=%s first_epoch_s=%.3f later_epoch_s=%.4f ratio=%.0f\n", f, b, first, later, first / (later > 0 ? later : 1e-4) }'
 if [ "${BENCH_SHARE:-1}" != 0 ]; then bash bench/share.sh; fi
 bash bench/fbank.sh
+if [ "${BENCH_SWEEP:-1}" != 0 ]; then bash bench/sweep.sh; fi

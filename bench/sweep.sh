@@ -37,6 +37,7 @@
 #   SWEEP_TRIALS=1000 SWEEP_RANKS=3 SWEEP_SLEEP_S=2 SWEEP_SLEEP_PER=4
 #   SWEEP_WORKERS="1 2 4 8" SWEEP_DEMO=1 SWEEP_DEMO_DATA=demo-data
 #   SWEEP_SHARE=1 SWEEP_SHARE_RANKS=4 SWEEP_SHARE_SIZE=base
+#   SWEEP_DRILLS=0 skips the noop and sleep lines (only the demo and share lines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 P=$PWD/petal
@@ -69,6 +70,7 @@ timed() {
   printf -v "$var" '%s' "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b - a}')"
 }
 
+if [ "${SWEEP_DRILLS:-1}" != 0 ]; then
 # ---- in one process ----------------------------------------------------------------
 spec "$work/noop.yaml" noop "$trials"
 l=$(load1)
@@ -135,6 +137,7 @@ for w in $workers; do
     printf "bench sweep mode=mpi ranks=%d efficiency=%.3f coordinator_cpu=%.4f workers=%d threads=1 trials=%d trial_s=%s ideal_s=%.1f span_s=%.2f wall_s=%.2f load1=%s\n",
            r, ideal / sp, cpu / life, w, n, s, ideal, sp, b - a, l }'
 done
+fi
 
 # ---- the demo study: MPI against one process -------------------------------------------
 if [ "${SWEEP_DEMO:-1}" != 0 ]; then
