@@ -97,7 +97,7 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
     slot_state *slot = petal_calloc((size_t)ex->slots, sizeof *slot);
     for (int k = 0; k < ex->slots; k++) slot[k].trial = -1;
     int running = 0, done = 0, failed = 0, stopped = 0, stopping = 0;
-    double t0 = petal_now(), cost_left = 0, secs_done = 0, cost_done = 0;
+    double t0 = petal_now(), cost_left = 0, secs_done = 0, cost_done = 0, last_live = 0;
     for (int i = 0; i < nq; i++) cost_left += cost[queue[i]];
     if (o->out)
         fprintf(o->out, "sweep %s: %d trials, %d done before, %d to run%s%s\n", spec->study, n, done0, nq,
@@ -165,7 +165,8 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
             results_record_free(&rec);
         }
         if (!st) st = results_store_flush(&store, 0, err);
-        if (o->out && o->live) {
+        if (o->out && o->live && petal_now() - last_live >= 1.0) {
+            last_live = petal_now();
             char el[32], eta[32];
             double rate = cost_done > 0 ? secs_done / cost_done : NAN;
             fmt_secs(el, sizeof el, petal_now() - t0);
