@@ -218,9 +218,10 @@ int results_record_write(const results_record *rec, const char *path, petal_err 
         bad |= H5Fclose(f) < 0;
     }
     h5_quiet_end(q);
-    // No fsync here (it cost 0.3-5 ms a trial, most of a noop trial's time): the
-    // rename alone makes the record survive a kill of any process; the store
-    // makes records durable against power loss in groups (results_store_flush).
+    // Renamed without file_commit's fsyncs (they cost 0.3-5 ms a trial, most of
+    // a noop trial's time): the rename alone makes the record survive a kill of
+    // any process; the store makes records durable against power loss in groups
+    // (results_store_flush: one syncfs before each results.h5 rebuild and at the end).
     if (!bad && rename(tmp, path)) bad = 1;
     if (bad) {
         int e = errno;

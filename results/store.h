@@ -5,7 +5,9 @@
 //   RUN/results.h5              the table, rebuilt from the records
 //   RUN/lock                    one writer at a time (flock: a killed sweep leaves no lock)
 // Crash safety by design: every file is written to a temporary name and
-// renamed, so kill -9 at any instant leaves each file old or new, never partial.
+// renamed, so kill -9 at any instant leaves each file old or new, never partial
+// (results.h5 and the small text files are also fsynced with their folder:
+// file_commit).
 // A finished trial is safe from any process kill once its record is renamed
 // into place (the page cache outlives the process). Against power loss the
 // records are made durable in groups, not one by one (an fsync per record cost
