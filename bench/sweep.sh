@@ -32,7 +32,9 @@
 #       one ViT-B backbone file (synthetic features, 1 thread each): the summed
 #       PSS (/proc/<pid>/smaps_rollup) of the trial child processes, peak while
 #       all R run, through the node-wide image against private copies
-#       (--backbone-cache off). bench/share.sh's method. SWEEP_SHARE=0 skips it.
+#       (--backbone-cache off). bench/share.sh's method. The trials are sampled
+#       for SWEEP_SHARE_SECONDS (default 120) once all R run, then stopped
+#       (SIGUSR1 to mpirun: they checkpoint and exit). SWEEP_SHARE=0 skips it.
 #
 #   SWEEP_TRIALS=1000 SWEEP_RANKS=3 SWEEP_SLEEP_S=2 SWEEP_SLEEP_PER=4
 #   SWEEP_WORKERS="1 2 4 8" SWEEP_DEMO=1 SWEEP_DEMO_DATA=demo-data
@@ -169,13 +171,18 @@ base:
 grid:
   train.seed: [$(seq -s, 1 "$sr")]
 EOF
+  window=${SWEEP_SHARE_SECONDS:-120}
   # run <cache>: the peak summed PSS (kB) of the trial children while all sr run
   run_share() {
-    local cache=$1 out=$2 mp peak=0 sum alive kids pid kb seen=0
+    local cache=$1 out=$2 mp peak=0 sum alive pid kb seen=0 since=0 stopped=0
     "${MPIRUN[@]}" -n $((sr + 1)) "$P" sweep "$work/share.yaml" --out "$out" --threads 1 \
       --backbone-cache "$cache" >"$work/share.log" 2>&1 &
     mp=$!
     while kill -0 "$mp" 2>/dev/null; do
+      if [ "$seen" = 1 ] && [ "$stopped" = 0 ] && [ "$(date +%s)" -ge $((since + window)) ]; then
+        kill -USR1 "$mp"; stopped=$(date +%s)  # the trials checkpoint and exit (75)
+      fi
+      if [ "$stopped" != 0 ] && [ "$(date +%s)" -ge $((stopped + 120)) ]; then kill -TERM "$mp"; fi
       sum=0; alive=0
       # trial children: petal processes whose parent is a petal worker rank
       for rk in $(pgrep -P "$mp" 2>/dev/null); do
@@ -184,17 +191,22 @@ EOF
           [ -n "$kb" ] && { sum=$((sum + kb)); alive=$((alive + 1)); }
         done
       done
-      [ "$alive" -eq "$sr" ] && { seen=1; [ "$sum" -gt "$peak" ] && peak=$sum; }
+      if [ "$alive" -eq "$sr" ] && [ "$stopped" = 0 ]; then
+        [ "$seen" = 1 ] || since=$(date +%s)
+        seen=1; [ "$sum" -gt "$peak" ] && peak=$sum
+      fi
       sleep 0.2
     done
-    wait "$mp" || { echo "bench share: sweep failed" >&2; tail -5 "$work/share.log" >&2; exit 1; }
+    local rc=0
+    wait "$mp" || rc=$?
+    [ "$rc" = 0 ] || [ "$stopped" != 0 ] || { echo "bench share: sweep failed ($rc)" >&2; tail -5 "$work/share.log" >&2; exit 1; }
     [ "$seen" = 1 ] || { echo "bench share: never saw $sr trials at once" >&2; exit 1; }
     echo "$peak"
   }
   l=$(load1)
   shared_kb=$(run_share "$work/images" "$work/share-on")
   private_kb=$(run_share off "$work/share-off")
-  awk -v r="$sr" -v s="$shared_kb" -v p="$private_kb" -v z="$size" -v l="$l" 'BEGIN {
-    printf "bench share ranks=%d pss_mib=%.1f private_pss_mib=%.1f ratio=%.2f mpi_ranks=%d threads=1 method=adapter_pfeiffer size=%s load1=%s\n",
-           r, s / 1024, p / 1024, s / p, r + 1, z, l }'
+  awk -v r="$sr" -v s="$shared_kb" -v p="$private_kb" -v z="$size" -v w="$window" -v l="$l" 'BEGIN {
+    printf "bench share ranks=%d pss_mib=%.1f private_pss_mib=%.1f ratio=%.2f mpi_ranks=%d threads=1 method=adapter_pfeiffer size=%s window_s=%s load1=%s\n",
+           r, s / 1024, p / 1024, s / p, r + 1, z, w, l }'
 fi
