@@ -182,8 +182,7 @@ static int plot_to(const report_table *t, const char *out, int svg, petal_err *e
         else snprintf(xl, sizeof xl, "%s", t->col_head);
         fprintf(g, "set xlabel "), gp_quote(g, xl), fprintf(g, "\n");
         fprintf(g, "set xtics (");
-        for (int c = 0; c < t->nc; c++) fprintf(g, "%s", c ? ", " : ""), gp_quote(g, t->cols[c].text),
-                                          fprintf(g, " %.10g", t->cols[c].sort_num);
+        for (int c = 0; c < t->nc; c++) fprintf(g, "%s'%g' %.10g", c ? ", " : "", t->cols[c].sort_num, t->cols[c].sort_num);
         fprintf(g, ")\n");
     } else {
         fprintf(g, "set xlabel "), gp_quote(g, t->row_head), fprintf(g, "\n");

@@ -396,6 +396,16 @@ static void build_one(report_table *tab, const table_plan *pl, trial_info *ti, c
         if (pass) tab->cols_numeric = numeric && strcmp(pl->cols[0], "label") && strcmp(pl->cols[0], "dataset") &&
                                       pl->cols[0][0] != '~';
     }
+    // bare numbers as column heads say what they count: "shots 8", "seed 2", "rank 4"
+    if (tab->cols_numeric && pl->nc == 1) {
+        const char *dot = strrchr(pl->cols[0], '.'), *shortk = dot ? dot + 1 : pl->cols[0];
+        for (int i = 0; i < C.n; i++) {
+            char t[600];
+            snprintf(t, sizeof t, "%s %s", shortk, tab->cols[i].text);
+            free(tab->cols[i].text);
+            tab->cols[i].text = xstrdup(t);
+        }
+    }
     // the cells: pooled mean and sample std over every value of every finished trial
     size_t ncell = (size_t)R.n * (size_t)C.n;
     double *sum = petal_calloc(ncell + 1, sizeof *sum), *ss = petal_calloc(ncell + 1, sizeof *ss);
