@@ -43,6 +43,10 @@ static const char *const y_axis[] = {"test accuracy (%)", "best validation accur
 // Point types that stay apart in black and white: open, then filled shapes, then strokes.
 static const int point_types[] = {4, 6, 8, 12, 5, 7, 9, 13, 1, 2, 3, 10, 11};
 
+// Dark, colour-blind-safe colours (Okabe-Ito, yellow left out: too faint on white).
+static const char *const colours[] = {"#000000", "#d55e00", "#0072b2", "#009e73",
+                                      "#cc79a7", "#e69f00", "#56b4e9", "#7f7f7f"};
+
 // The series of a table and how its x axis reads.
 typedef enum { X_CATEGORY, X_COLUMNS, X_PARAMS } x_kind;
 
@@ -170,7 +174,7 @@ static int plot_to(const report_table *t, const char *out, int svg, petal_err *e
     fprintf(g, "set output "), gp_quote(g, out), fprintf(g, "\n");
     fprintf(g, "set title "), gp_quote(g, t->title), fprintf(g, "\n");
     fprintf(g, "set ylabel "), gp_quote(g, y_axis[t->metric]), fprintf(g, "\n");
-    fprintf(g, "set grid\nset key outside right top vertical spacing 1.2\nset border 3\nset tics nomirror\n");
+    fprintf(g, "set grid\nset key below spacing 1.2\nset border 3\nset tics nomirror\n");
     fprintf(g, "set offsets graph 0.04, graph 0.04, graph 0.08, graph 0.08\n");
     if (xk == X_PARAMS) {
         fprintf(g, "set logscale x 10\nset format x '%%.0s%%c'\n");
@@ -181,6 +185,9 @@ static int plot_to(const report_table *t, const char *out, int svg, petal_err *e
             snprintf(xl, sizeof xl, "training examples per class (shots)");
         else snprintf(xl, sizeof xl, "%s", t->col_head);
         fprintf(g, "set xlabel "), gp_quote(g, xl), fprintf(g, "\n");
+        // shots and other sizes that grow geometrically read best on a log axis
+        double lo = t->cols[0].sort_num, hi = t->cols[t->nc - 1].sort_num;
+        if (lo > 0 && hi / lo >= 8) fprintf(g, "set logscale x 2\n");
         fprintf(g, "set xtics (");
         for (int c = 0; c < t->nc; c++) fprintf(g, "%s'%g' %.10g", c ? ", " : "", t->cols[c].sort_num, t->cols[c].sort_num);
         fprintf(g, ")\n");
@@ -195,8 +202,8 @@ static int plot_to(const report_table *t, const char *out, int svg, petal_err *e
     for (int i = 0; i < ns; i++) {
         fprintf(g, "%s", i ? ", \\\n     " : "");
         gp_quote(g, data);
-        fprintf(g, " index %d using 1:2:3 with %s lw 1.5 pt %d ps 1.4 dt %d title ", i,
-                xk == X_CATEGORY ? "yerrorbars" : "yerrorlines", point_types[i % 13], i % 5 + 1);
+        fprintf(g, " index %d using 1:2:3 with %s lw 1.5 lc rgb '%s' pt %d ps 1.4 dt %d title ", i,
+                xk == X_CATEGORY ? "yerrorbars" : "yerrorlines", colours[i % 8], point_types[i % 13], xk == X_CATEGORY ? 1 : i % 5 + 1);
         gp_quote(g, s[i].name);
     }
     fprintf(g, "\n");

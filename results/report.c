@@ -568,7 +568,7 @@ int report_build(report_table **out, int *nout, const results_table *t, const ch
     int np = 0;
     memset(plans, 0, sizeof plans);
     const char *mt = metric_info[q->metric].title;
-    static char titles[2][256];
+    char titles[2][256];
     if (q->kind == REPORT_ABLATION) {
         int have_ad = 0, have_lora = 0;
         for (int i = 0; i < nt; i++) {
