@@ -100,7 +100,7 @@ int cmd_report(int argc, char **argv) {
     }
     if (a.bad) return 2;
     if (!run) {
-        fprintf(stderr, "petal report: RUN is required (a sweep's --out folder)\n%s", usage);
+        fprintf(stderr, "petal report: RUN is required (a sweep's --out folder; see petal report --help)\n");
         return 2;
     }
     if (format < 0 && out) {

@@ -277,6 +277,7 @@ bad_input "--table expects main, fewshot, scaling or ablation, got 'big'" "$K" -
 bad_input "--cols: unknown key 'dataset.shot'" "$K" --cols dataset.shot
 bad_input "--plot $T/x.jpg: the figure's name must end in .png or .svg" "$K" --plot "$T/x.jpg"
 bad_input "$T/nothing/results.h5: no results store here" "$T/nothing"
+bad_input "RUN is required" --metric seconds
 bad_input "--table ablation: $K/results.h5 has no adapter or LoRA trial that --where keeps" "$K" --table ablation --where method=linear
 
 echo "test_report.sh: $pass passed, $fail failed"
