@@ -139,7 +139,7 @@ static void value_of(key_value *v, const char *name, const trial_info *ti) {
         const setting_def *d = setting_find(name);
         const char *raw = config_get(&ti->kv, name);
         int unset = !raw;
-        if (unset) raw = d->dflt && d->dflt[0] ? d->dflt : "default";
+        if (unset) raw = d->dflt && d->dflt[0] ? d->dflt : "none";  // e.g. model.backbone: none (random weights)
         char buf[256];
         const char *nv = unset ? raw : setting_normalize(buf, sizeof buf, name, raw);
         snprintf(v->key, sizeof v->key, "%s", nv);
@@ -238,10 +238,11 @@ static int group_cmp(const void *pa, const void *pb) {
 // Two groups that show the same text but group differently (e.g. LoRA with
 // two alphas, one label): each gets its grouping key appended.
 static void disambiguate(groups *gs) {
+    int *clash = petal_calloc((size_t)gs->n + 1, sizeof *clash);
+    for (int i = 0; i < gs->n; i++)
+        for (int j = 0; j < gs->n && !clash[i]; j++) clash[i] = j != i && !strcmp(gs->g[i].text, gs->g[j].text);
     for (int i = 0; i < gs->n; i++) {
-        int clash = 0;
-        for (int j = 0; j < gs->n && !clash; j++) clash = j != i && !strcmp(gs->g[i].text, gs->g[j].text);
-        if (!clash) continue;
+        if (!clash[i]) continue;
         char t[4096];
         size_t o = (size_t)snprintf(t, sizeof t, "%s [", gs->g[i].text);
         for (const char *p = gs->g[i].key; *p && o + 8 < sizeof t; p++)
@@ -250,6 +251,7 @@ static void disambiguate(groups *gs) {
         free(gs->g[i].text);
         gs->g[i].text = xstrdup(t);
     }
+    free(clash);
 }
 
 static void groups_free(groups *gs) {

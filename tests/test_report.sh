@@ -225,6 +225,17 @@ EOF
 check '[ $rc = 0 ] && grep -q "real ok" "$T/out" && grep -q "^| linear | .* (2) |$" "$T/real.md" && [ -s "$T/real.png" ]' \
   "report of a real sweep: rc $rc $(cat "$T/out")"
 
+# ---- one label, several method settings (drills all say "drill noop"): rows stay apart --------
+cat >"$T/drill.yaml" <<'EOF2'
+base: {drill: noop}
+grid:
+  method: [linear, {method: lora, lora.rank: [2, 4]}]
+EOF2
+$P sweep "$T/drill.yaml" --out "$T/drill" >/dev/null 2>&1
+$P report "$T/drill" >"$T/drill.md"
+check '[ $(grep -c "^| drill noop \[" "$T/drill.md") = 3 ] && [ $(grep "^| drill" "$T/drill.md" | cut -d"|" -f2 | sort -u | wc -l) = 3 ]' \
+  "rows with one label keep apart by their settings: $(grep "^| drill" "$T/drill.md")"
+
 # ---- while the sweep runs: every report reads a consistent store --------------------------
 cat >"$T/live.yaml" <<'EOF'
 study: live
