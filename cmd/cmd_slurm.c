@@ -34,7 +34,7 @@ static const char usage[] =
     "                        SLURM_CPUS_PER_TASK)\n"
     "  --mem M  --time T  --partition P  --account A  --qos Q   as sbatch's flags\n"
     "  --sbatch \"DIRECTIVE\"  any other sbatch option, e.g. --sbatch --gres=gpu:1\n"
-    "                        (repeatable; written as a #SBATCH line)\n"
+    "                        (repeatable; written as a #SBATCH line, its value quoted)\n"
     "  --signal-secs S       SLURM sends the script USR1 S seconds before the time limit\n"
     "                        (default 120): the sweep checkpoints its trials, exits 75 and\n"
     "                        the job requeues itself while trials are left; SIGTERM\n"
@@ -100,6 +100,15 @@ static int check_value(const char *flag, const char *v) {
     return 0;
 }
 
+// An sbatch option's name: -x or --long-name, before its = or space.
+static int directive_name_ok(const char *d) {
+    size_t n = strcspn(d, "= \t");
+    if (n < 2 || d[0] != '-') return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!isalnum((unsigned char)d[i]) && d[i] != '-' && d[i] != '_') return 0;
+    return 1;
+}
+
 // ---- the script -----------------------------------------------------------------
 static void sbatch_line(FILE *f, const char *name, const char *value, int percent) {
     fprintf(f, "#SBATCH --%s=", name);
@@ -149,7 +158,7 @@ static const char script_requeue[] =
 
 static void write_script(FILE *f, const slurm_opts *o, const sweep_spec *spec, const char *petal,
                          const char *spec_abs, const char *run_abs, const char *cwd, int nshards) {
-    char when[32], jobname[160] = "petal-";
+    char when[32], jobname[70] = "petal-";  // squeue shows the first few characters
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -207,7 +216,17 @@ static void write_script(FILE *f, const slurm_opts *o, const sweep_spec *spec, c
     if (o->account) sbatch_line(f, "account", o->account, 0);
     if (o->qos) sbatch_line(f, "qos", o->qos, 0);
     fprintf(f, "#SBATCH --signal=B:USR1@%d\n#SBATCH --requeue\n", o->signal_secs);
-    for (int i = 0; i < o->ndirectives; i++) fprintf(f, "#SBATCH %s\n", o->directives[i]);
+    // --sbatch "--name=value" (or "--name value", or a bare "--name"): the value quoted
+    for (int i = 0; i < o->ndirectives; i++) {
+        const char *d = o->directives[i];
+        size_t name = strcspn(d, "= \t");
+        fprintf(f, "#SBATCH %.*s", (int)name, d);
+        if (d[name]) {
+            fputc('=', f);
+            sbatch_quote(f, d + name + 1 + strspn(d + name + 1, " "), 0);
+        }
+        fputc('\n', f);
+    }
 
     fprintf(f, "\nset -u\n");
     fprintf(f, "petal=");
@@ -320,6 +339,19 @@ static int absolute(char *out, const char *path) {
     return 0;
 }
 
+// mkdir -p: RUN and its missing parents.
+static int mkdir_p(const char *path) {
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) return errno = ENAMETOOLONG, -1;
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            if (mkdir(p, 0777) && errno != EEXIST) return -1;
+            *s = '/';
+        }
+    return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
+}
+
 int cmd_slurm(int argc, char **argv) {
     slurm_opts o = {.nodes = 1, .ntasks_per_node = 2, .signal_secs = 120};
     args a = {argc, argv, 1, 0};
@@ -334,7 +366,7 @@ int cmd_slurm(int argc, char **argv) {
             if (o.ndirectives == MAX_DIRECTIVES) {
                 fprintf(stderr, "petal slurm: more than %d --sbatch directives\n", MAX_DIRECTIVES);
                 a.bad = 1;
-            } else if (check_value("--sbatch", v) || v[0] != '-') {
+            } else if (check_value("--sbatch", v) || v[0] != '-' || !directive_name_ok(v)) {
                 if (v[0] && !has_control(v))
                     fprintf(stderr, "petal slurm: --sbatch expects an sbatch option such as --gres=gpu:1, got '%s'\n", v);
                 a.bad = 1;
@@ -389,7 +421,7 @@ int cmd_slurm(int argc, char **argv) {
     else petal[pl] = 0;
     if (!st && (absolute(spec_abs, o.spec) || !getcwd(cwd, sizeof cwd)))
         st = fprintf(stderr, "petal slurm: %s: %s\n", o.spec, strerror(errno));
-    if (!st && (mkdir(o.out, 0777) && errno != EEXIST))
+    if (!st && mkdir_p(o.out))
         st = fprintf(stderr, "petal slurm: --out %s: cannot create the folder (%s)\n", o.out, strerror(errno));
     if (!st && absolute(run_abs, o.out))
         st = fprintf(stderr, "petal slurm: --out %s: %s\n", o.out, strerror(errno));
@@ -397,6 +429,9 @@ int cmd_slurm(int argc, char **argv) {
     if (!st && (has_control(cwd) || has_control(run_abs)))
         st = fprintf(stderr, "petal slurm: %s: control characters in the path cannot go into a #SBATCH line\n",
                      has_control(cwd) ? cwd : o.out);
+    // SLURM reads a backslash in an output file name as "no %j patterns" and drops it
+    if (!st && strchr(run_abs, '\\'))
+        st = fprintf(stderr, "petal slurm: --out %s: SLURM's output file names cannot hold a backslash\n", o.out);
     if (st) {
         sweep_spec_free(&spec);
         return 2;

@@ -79,6 +79,9 @@ SlurmdParameters=config_overrides
 ReturnToService=2
 MailProg=/bin/true
 KillWait=5
+# a requeued job may start cred_expire (10 s) after its requeue; a scheduler
+# pass every second starts it then, not at the next 30-60 s pass
+SchedulerParameters=sched_interval=1,bf_interval=1
 FirstJobId=$((1000 + RANDOM % 50000))
 StateSaveLocation=$T/state
 SlurmdSpoolDir=$T/spool
@@ -195,6 +198,19 @@ check 'same_store ref arr' "array tasks merged = the MPI store: $(cat arr/slurm-
 check '[ $(grep -c " merged " arr/slurm-jobs) = 1 ] && [ $(grep -c " exit=0 " arr/slurm-jobs) = 6 ]' \
   "six tasks, one merge: $(cat arr/slurm-jobs)"
 echo "slurm test: array job $job in $(($(date +%s) - t0)) s"
+
+# ---- 4. hostile paths and values through sbatch's own parser --------------------------
+t0=$(date +%s)
+evil='x $(touch '"$T"'/pwned1) `touch '"$T"'/pwned2` "q" '"'"'s'"'"' ; #%j'
+mkdir -p "$T/in $evil"
+printf 'study: "e\x27vil $(touch %s/pwned3)"\nbase: {drill: noop}\ngrid: {train.seed: [1, 2]}\n' "$T" >"$T/in $evil/s.yaml"
+job=$($P slurm "$T/in $evil/s.yaml" --out "$T/out $evil" --ntasks-per-node 1 \
+  --sbatch '--comment=$(touch '"$T"'/pwned4) "x"' --submit 2>"$T/err"); rc=$?
+wait_job "$job" 60 || bad "job $job still queued after 60 s"
+check '[ $rc = 0 ] && grep -q "2 done, 0 failed" "$T/out $evil/slurm-$job.out" && [ -f "$T/out $evil/results.h5" ]' \
+  "a job on hostile paths: output and store where asked: rc $rc $(cat "$T/err") $(ls "$T/out $evil" 2>&1)"
+check '! ls "$T"/pwned* >/dev/null 2>&1' "nothing injected ran: $(ls "$T"/pwned* 2>&1)"
+echo "slurm test: hostile-path job $job in $(($(date +%s) - t0)) s"
 
 echo "slurm: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
