@@ -75,6 +75,21 @@ $P slurm s.yaml --out mpi --nodes 2 --ntasks-per-node 4 --cpus-per-task 8 --mem 
 check 'grep -q "^#SBATCH --nodes=2$" mpi.sh && grep -q "^#SBATCH --ntasks-per-node=4$" mpi.sh && grep -q "^#SBATCH --cpus-per-task=8$" mpi.sh && grep -q "^#SBATCH --signal=B:USR1@120$" mpi.sh && grep -q "^#SBATCH --requeue$" mpi.sh && grep -q "srun --mpi=pmix" mpi.sh && grep -q "mpirun -n" mpi.sh' \
   "MPI script directives and launchers"
 
+# ---- the trap: TERM to the script -> petal checkpoints, the script exits 75 --------
+# (outside SLURM there is no job to requeue; tests/test_slurm.sh requeues for real)
+cat >slow.yaml <<'EOF'
+base: {drill: curve, drill.seconds: 0.3, train.epochs: 30}
+grid: {train.seed: [1, 2]}
+EOF
+$P slurm slow.yaml --out slow --ntasks-per-node 1 --script slow.sh 2>/dev/null
+env -u SLURM_JOB_ID bash slow.sh >out 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q "fold 1 epoch 2 " slow/trials/*/log.txt 2>/dev/null && break; sleep 0.1; done
+kill -TERM $pid; wait $pid; rc=$?
+check '[ $rc = 75 ] && grep -q "SIGTERM: asking petal to checkpoint" out && grep -q "stopped .*checkpointed" out && grep -q "petal exited 75" out' \
+  "TERM to the batch script reaches petal through the trap (rc $rc): $(cat out)"
+check 'grep -q "^none - exit=75 " slow/slurm-jobs' "the script logs its exit: $(cat slow/slurm-jobs)"
+
 # ---- petal status -------------------------------------------------------------------
 $P status nowhere >out 2>err; rc=$?
 check '[ $rc = 2 ] && grep -q "nowhere: not a sweep" err' "status of a non-run: rc $rc $(cat err)"
