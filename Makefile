@@ -82,7 +82,7 @@ test: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory petal
-	./petal demo
+	@bash tools/demo.sh
 
 bench: deps
 	@bash tools/deps.sh --torch
