@@ -72,14 +72,19 @@ static void sh_quote(FILE *f, const char *s) {
 
 // A #SBATCH value: sbatch's script parser reads "..." with \" and \\ escapes
 // (and '#' inside quotes as text). Control characters are refused earlier:
-// a newline would end the comment and start a shell line.
-static void sbatch_quote(FILE *f, const char *s, int percent) {
-    fputc('"', f);
+// a newline would end the comment and start a shell line. percent: a file
+// name, where %% is a literal % (and %j a pattern).
+static void sbatch_quote_body(FILE *f, const char *s, int percent) {
     for (; *s; s++) {
         if (*s == '"' || *s == '\\') fputc('\\', f);
-        if (*s == '%' && percent) fputc('%', f);  // file names: %% is a literal %
+        if (*s == '%' && percent) fputc('%', f);
         fputc(*s, f);
     }
+}
+
+static void sbatch_quote(FILE *f, const char *s) {
+    fputc('"', f);
+    sbatch_quote_body(f, s, 0);
     fputc('"', f);
 }
 
@@ -110,9 +115,9 @@ static int directive_name_ok(const char *d) {
 }
 
 // ---- the script -----------------------------------------------------------------
-static void sbatch_line(FILE *f, const char *name, const char *value, int percent) {
+static void sbatch_line(FILE *f, const char *name, const char *value) {
     fprintf(f, "#SBATCH --%s=", name);
-    sbatch_quote(f, value, percent);
+    sbatch_quote(f, value);
     fputc('\n', f);
 }
 
@@ -186,21 +191,11 @@ static void write_script(FILE *f, const slurm_opts *o, const sweep_spec *spec, c
                "# checkpoints its running trials and exits 75, and the job requeues itself while\n"
                "# trials are left. Submitting this script again resumes the same way.\n",
             o->signal_secs);
-    sbatch_line(f, "job-name", jobname, 0);
-    sbatch_line(f, "chdir", cwd, 0);
-    char out[PATH_MAX + 64];
-    snprintf(out, sizeof out, "%s/slurm-%s.out", run_abs, o->array ? "\x01A_\x01a" : "\x01j");
-    // the %j / %A_%a patterns must survive the %% escaping of the path
-    fprintf(f, "#SBATCH --output=");
-    {
-        char buf[sizeof out * 2 + 8];
-        FILE *m = fmemopen(buf, sizeof buf, "w");
-        sbatch_quote(m, out, 1);
-        fputc(0, m);
-        fclose(m);
-        for (char *p = buf; *p; p++) fputc(*p == '\x01' ? '%' : *p, f);
-    }
-    fputc('\n', f);
+    sbatch_line(f, "job-name", jobname);
+    sbatch_line(f, "chdir", cwd);
+    fprintf(f, "#SBATCH --output=\"");  // RUN/slurm-<job>.out, the path's own % doubled
+    sbatch_quote_body(f, run_abs, 1);
+    fprintf(f, "/slurm-%s.out\"\n", o->array ? "%A_%a" : "%j");
     fprintf(f, "#SBATCH --open-mode=append\n");
     if (o->array) {
         fprintf(f, "#SBATCH --array=0-%d", nshards - 1);
@@ -210,11 +205,11 @@ static void write_script(FILE *f, const slurm_opts *o, const sweep_spec *spec, c
         fprintf(f, "#SBATCH --nodes=%d\n#SBATCH --ntasks-per-node=%d\n", o->nodes, o->ntasks_per_node);
     }
     if (o->cpus_per_task) fprintf(f, "#SBATCH --cpus-per-task=%d\n", o->cpus_per_task);
-    if (o->mem) sbatch_line(f, "mem", o->mem, 0);
-    if (o->time) sbatch_line(f, "time", o->time, 0);
-    if (o->partition) sbatch_line(f, "partition", o->partition, 0);
-    if (o->account) sbatch_line(f, "account", o->account, 0);
-    if (o->qos) sbatch_line(f, "qos", o->qos, 0);
+    if (o->mem) sbatch_line(f, "mem", o->mem);
+    if (o->time) sbatch_line(f, "time", o->time);
+    if (o->partition) sbatch_line(f, "partition", o->partition);
+    if (o->account) sbatch_line(f, "account", o->account);
+    if (o->qos) sbatch_line(f, "qos", o->qos);
     fprintf(f, "#SBATCH --signal=B:USR1@%d\n#SBATCH --requeue\n", o->signal_secs);
     // --sbatch "--name=value" (or "--name value", or a bare "--name"): the value quoted
     for (int i = 0; i < o->ndirectives; i++) {
@@ -223,7 +218,7 @@ static void write_script(FILE *f, const slurm_opts *o, const sweep_spec *spec, c
         fprintf(f, "#SBATCH %.*s", (int)name, d);
         if (d[name]) {
             fputc('=', f);
-            sbatch_quote(f, d + name + 1 + strspn(d + name + 1, " "), 0);
+            sbatch_quote(f, d + name + 1 + strspn(d + name + 1, " "));
         }
         fputc('\n', f);
     }

@@ -14,9 +14,12 @@ PY=/usr/bin/python3
 T=$(mktemp -d /tmp/petal_test_slurm_XXXXXX)
 chmod 755 "$T"  # munged (its own user) needs to reach its socket folder
 started=()      # pids this test started, in order
+jobs_seen=()    # ids of our cluster's jobs
 cleanup() {
-  if [ -n "${SLURM_CONF:-}" ] && [ ${#started[@]} -gt 1 ]; then  # our cluster's jobs only
-    squeue -h -o %A 2>/dev/null | sort -u | xargs -r scancel 2>/dev/null
+  if [ ${#started[@]} -gt 1 ]; then  # our cluster's jobs only (SLURM_CONF is ours)
+    jobs_seen+=($(squeue -h -o %A 2>/dev/null))
+    [ ${#jobs_seen[@]} -gt 0 ] && scancel "${jobs_seen[@]}" 2>/dev/null
+    for _ in $(seq 100); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.2; done
   fi
   for ((i = ${#started[@]} - 1; i >= 0; i--)); do kill "${started[i]}" 2>/dev/null; done
   for p in "${started[@]}"; do
@@ -24,9 +27,21 @@ cleanup() {
     kill -9 "$p" 2>/dev/null
     wait "$p" 2>/dev/null
   done
+  # a job that was starting as the daemons stopped can outlive them: its steps
+  # (slurmstepd: [JOB.x]) and its processes (their command lines name $T)
+  for c in /proc/[0-9]*/cmdline; do
+    p=${c#/proc/}; p=${p%/cmdline}
+    [ "$p" = $$ ] && continue
+    cmd=$({ tr '\0' ' ' <"$c"; } 2>/dev/null)
+    id=${cmd#slurmstepd: [}; id=${id%%[._]*}
+    if [[ "$cmd" == *"$T/"* ]] || { [[ "$cmd" == "slurmstepd: ["* ]] && [[ " ${jobs_seen[*]} " == *" $id "* ]]; }; then
+      kill -9 "$p" 2>/dev/null
+    fi
+  done
   rm -rf "$T"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM  # interrupted: still stop the daemons (through the EXIT trap)
 skip() {
   echo "SKIPPED: test_slurm: $* (the SLURM cases did not run)" >&2
   for f in "$T"/log/*.log "$T"/log/*.out; do [ -s "$f" ] && { echo "--- $f"; tail -5 "$f"; } >&2; done
@@ -154,6 +169,7 @@ cd "$T"
 # ---- 1. petal slurm --submit: MPI sweep, 3 ranks ---------------------------------------
 t0=$(date +%s)
 job=$($P slurm spec.yaml --out ref --ntasks-per-node 3 --cpus-per-task 1 --time 10 --submit 2>"$T/err"); rc=$?
+jobs_seen+=("$job")
 check '[ $rc = 0 ] && [[ "$job" =~ ^[0-9]+$ ]]' "submit prints the job id: rc $rc '$job' $(cat "$T/err")"
 wait_job "$job" 60 || bad "job $job still queued after 60 s: $(squeue -h -j "$job")"
 check 'all_done_once ref 6' "MPI job $job: every trial done, each once: $(tail -5 ref/slurm-$job.out)"
@@ -167,6 +183,7 @@ echo "slurm test: MPI job $job in $(($(date +%s) - t0)) s"
 # ---- 2. USR1 mid-sweep: checkpoint, requeue, resume to the same store -----------------
 t0=$(date +%s)
 job=$($P slurm spec.yaml --out usr1 --ntasks-per-node 3 --cpus-per-task 1 --submit 2>"$T/err")
+jobs_seen+=("$job")
 signalled=0
 for _ in $(seq 300); do  # wait until a trial is done and others run
   $P status usr1 >"$T/status" 2>/dev/null
@@ -193,6 +210,7 @@ t0=$(date +%s)
 $P slurm spec.yaml --out arr --array --throttle 2 --cpus-per-task 1 --script arr.sh 2>/dev/null
 check 'grep -q "^#SBATCH --array=0-5%2$" arr.sh' "array directive: $(grep array= arr.sh)"
 job=$($P slurm spec.yaml --out arr --array --throttle 2 --cpus-per-task 1 --submit 2>"$T/err")
+[[ "$job" =~ ^[0-9]+$ ]] && jobs_seen+=($(seq "$job" $((job + 6))))
 wait_job "$job" 90 || bad "array job $job still queued after 90 s: $(squeue -h -j "$job")"
 check 'same_store ref arr' "array tasks merged = the MPI store: $(cat arr/slurm-jobs) $(cat arr/slurm-*.out | tail -5)"
 check '[ $(grep -c " merged " arr/slurm-jobs) = 1 ] && [ $(grep -c " exit=0 " arr/slurm-jobs) = 6 ]' \
