@@ -171,7 +171,7 @@ t0=$(date +%s)
 job=$($P slurm spec.yaml --out ref --ntasks-per-node 3 --cpus-per-task 1 --time 10 --submit 2>"$T/err"); rc=$?
 jobs_seen+=("$job")
 check '[ $rc = 0 ] && [[ "$job" =~ ^[0-9]+$ ]]' "submit prints the job id: rc $rc '$job' $(cat "$T/err")"
-wait_job "$job" 60 || bad "job $job still queued after 60 s: $(squeue -h -j "$job")"
+wait_job "$job" 150 || bad "job $job still queued after 150 s: $(squeue -h -j "$job")"
 check 'all_done_once ref 6' "MPI job $job: every trial done, each once: $(tail -5 ref/slurm-$job.out)"
 check 'grep -q "srun: 3 ranks" ref/slurm-$job.out && grep -q "sweep over MPI: 2 worker rank(s), 1 thread(s)" ref/slurm-$job.out' \
   "srun --mpi=pmix started 3 ranks, SLURM_CPUS_PER_TASK threads: $(head -4 ref/slurm-$job.out)"
@@ -195,7 +195,7 @@ for _ in $(seq 300); do  # wait until a trial is done and others run
 done
 check '[ $signalled = 1 ] && grep -q "squeue: $job RUNNING" "$T/status"' \
   "USR1 sent while trials ran, status showed the running job: $(cat "$T/status")"
-wait_job "$job" 90 || bad "job $job still queued after 90 s: $(squeue -h -j "$job")"
+wait_job "$job" 180 || bad "job $job still queued after 180 s: $(squeue -h -j "$job")"
 out=usr1/slurm-$job.out
 check 'grep -q "SIGUSR1: asking petal to checkpoint" $out && grep -q "stopped .*checkpointed" $out && grep -q "petal exited 75" $out' \
   "USR1 -> trials checkpointed, exit 75: $(cat $out)"
@@ -211,7 +211,7 @@ $P slurm spec.yaml --out arr --array --throttle 2 --cpus-per-task 1 --script arr
 check 'grep -q "^#SBATCH --array=0-5%2$" arr.sh' "array directive: $(grep array= arr.sh)"
 job=$($P slurm spec.yaml --out arr --array --throttle 2 --cpus-per-task 1 --submit 2>"$T/err")
 [[ "$job" =~ ^[0-9]+$ ]] && jobs_seen+=($(seq "$job" $((job + 6))))
-wait_job "$job" 90 || bad "array job $job still queued after 90 s: $(squeue -h -j "$job")"
+wait_job "$job" 180 || bad "array job $job still queued after 180 s: $(squeue -h -j "$job")"
 check 'same_store ref arr' "array tasks merged = the MPI store: $(cat arr/slurm-jobs) $(cat arr/slurm-*.out | tail -5)"
 check '[ $(grep -c " merged " arr/slurm-jobs) = 1 ] && [ $(grep -c " exit=0 " arr/slurm-jobs) = 6 ]' \
   "six tasks, one merge: $(cat arr/slurm-jobs)"
