@@ -13,6 +13,7 @@ int cmd_demo(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_results(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 // Clusters (cmd/cmd_slurm.c, cmd/cmd_status.c): batch scripts and a run's progress.
 int cmd_slurm(int argc, char **argv);
 int cmd_status(int argc, char **argv);

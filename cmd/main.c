@@ -21,6 +21,7 @@ static const subcommand subcommands[] = {
     {"data", cmd_data, "audio front end and datasets (fbank, synth corpora)"},
     {"sweep", cmd_sweep, "run a study (YAML spec) into a results store, in one process or over MPI"},
     {"results", cmd_results, "check, repair and list a results store"},
+    {"report", cmd_report, "tables and figures of a results store (md, csv, tex, html)"},
     {"slurm", cmd_slurm, "write (and submit) a SLURM batch script for a sweep: MPI or a job array"},
     {"status", cmd_status, "a sweep's done / running / failed / left trials and its SLURM jobs"},
     {"version", cmd_version, "petal's version, commit and the library versions it runs with"},
