@@ -23,6 +23,7 @@ declare -A want=(
   [paper_scaling.yaml]="50 trials: lora_paper 12, adapter_pfeiffer_paper 10, conformer_paper_audio 4, conformer_paper_speech 4, prompt_deep_paper 10, prefix_paper 10"
   [paper_adapter_placement.yaml]="24 trials: adapter_pfeiffer_paper 16, adapter_houlsby_paper 8"
   [paper_lora_targets.yaml]="8 trials: lora_paper 8"
+  [esc50-methods.yaml]="36 trials: full 3, linear 3, bitfit 3, lora 3, adapter_pfeiffer 3, adapter_houlsby 3, conformer 3, prompt_shallow 3, prompt_deep 3, prefix 3, dense_moa 3, soft_moa 3"
 )
 
 n=0
@@ -41,7 +42,9 @@ for spec in sweeps/*.yaml; do
   total=${got%% *}
   if [ "$lines" = "$total" ] && [ "$ids" = "$total" ]; then ok; else bad "$name: $lines lines, $ids ids, $total trials"; fi
   # names what it reproduces; data through the variables, never a path of this machine
-  if grep -qiE '^# (reproduces|the demo study)' "$spec"; then ok; else bad "$name: no '# Reproduces:' comment"; fi
+  # the leading comment names what it reproduces (a table, a figure, the demo)
+  if sed -n '/^[^#]/q; p' "$spec" | grep -qiE 'reproduces|table [0-9]|figure [0-9]|demo study'; then ok
+  else bad "$name: its header comment names no table, figure or study it reproduces"; fi
   if grep -q '\${PETAL_DATA}' "$spec"; then ok; else bad "$name: dataset roots not under \${PETAL_DATA}"; fi
   case $name in paper_*)
     if grep -q '\${PETAL_BACKBONE}' "$spec"; then ok; else bad "$name: backbone not \${PETAL_BACKBONE}"; fi
