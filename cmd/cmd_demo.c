@@ -60,7 +60,7 @@ int cmd_demo(int argc, char **argv) {
         if (args_flag(&a, "--data", &v)) dir = v ? v : dir;
         else if (args_int(&a, "--seeds", &seeds, 1, MAX_SEEDS) ||
                  args_int(&a, "--shots", &shots, 1, 1000) ||
-                 args_int(&a, "--threads", &threads, 0, 4096) ||
+                 args_int(&a, "--threads", &threads, 1, 4096) ||
                  args_switch(&a, "--quick", &quick)) {
         } else
             args_unknown(&a, "demo");
