@@ -64,7 +64,7 @@ build/canary/test_%: tests/test_%.c tests/check.h build/canary/libpetal.a
 	@$(CC) $(CFLAGS) -DPETAL_CANARY -o $@ $< build/canary/libpetal.a $(LDLIBS)
 
 test: deps
-	@$(MAKE) --no-print-directory petal $(TESTBIN) $(CANARYBIN)
+	@$(MAKE) --no-print-directory petal $(TESTBIN) $(CANARYBIN) build/tests/h5poke
 	@bash tests/run.sh
 
 demo: deps
