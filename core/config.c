@@ -143,6 +143,10 @@ static int read_mapping(reader *r, config_kv *kv, config_kv *seen, int *nkeys) {
         }
         int kline = (int)ev.start_mark.line + 1, kcol = (int)ev.start_mark.column + 1;
         size_t base = (size_t)plen[depth], klen = strlen((const char *)ev.data.scalar.value);
+        if (klen == 0) {
+            yaml_event_delete(&ev);
+            return petal_fail(r->err, PETAL_EINPUT, "%s:%d:%d: empty key", r->path, kline, kcol);
+        }
         if (base + 1 + klen >= sizeof key) {
             yaml_event_delete(&ev);
             return petal_fail(r->err, PETAL_EINPUT, "%s:%d:%d: key longer than %d bytes", r->path,

@@ -9,7 +9,7 @@
 #                             $FIX expand); it names the file and the field or
 #                             position
 #   # stdout: FRAGMENT        (optional) must appear on stdout
-# Every case also fails on a signal (crash), a timeout (hang, 60 s) and, for
+# Every case also fails on a signal (crash), a timeout (hang, 120 s) and, for
 # exit 2 / 1, more than one line of stderr that is not a progress note.
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -34,13 +34,13 @@ for c in "$BADDIR"/[0-9]*.sh; do
   want_err=$(sed -n 's/^# stderr: //p' "$c")
   want_out=$(sed -n 's/^# stdout: //p' "$c")
   want_err=${want_err//\$W/$W}; want_err=${want_err//\$FIX/$FIX}
-  (cd "$W" && W=$W timeout 60 bash -c '. "$BADDIR/_lib.sh"; . "$1"' _ "$c") \
+  (cd "$W" && W=$W timeout 120 bash -c '. "$BADDIR/_lib.sh"; . "$1"' _ "$c") \
     >"$W/.stdout" 2>"$W/.stderr"
   rc=$?
   last=$(grep -v '^trial fold=\|^resuming fold\|^few-shot:' "$W/.stderr" | tail -n 1)
   lines=$(grep -cv '^trial fold=\|^resuming fold\|^few-shot:' "$W/.stderr")
   why=""
-  if [ "$rc" = 124 ]; then why="hung (timeout 60 s)"
+  if [ "$rc" = 124 ]; then why="hung (timeout 120 s)"
   elif [ "$rc" -gt 128 ]; then why="killed by signal $((rc - 128))"
   elif [ "$rc" != "$want_rc" ]; then why="exit $rc, expected $want_rc"
   elif [ -z "$want_err" ] && [ "$want_rc" != 0 ]; then why="case has no '# stderr:' line"
