@@ -3,7 +3,9 @@
 # Debian packages (only what pkg-config / command -v cannot find).
 
 CC      := gcc
-PKGS    := hdf5 fftw3f yaml-0.1 sndfile samplerate ompi-c
+PKGS    := hdf5 fftw3f yaml-0.1 sndfile samplerate ompi-c libxxhash
+# GSL (Sobol sequences) without its own cblas: OpenBLAS provides those symbols,
+# and two cblas libraries in one process would be one too many.
 # OpenBLAS's OpenMP build: GEMMs and petal's own loops share one OpenMP thread
 # pool. With the pthread build, two pools spin against each other (each
 # waiting thread burns a core the other pool needs).
@@ -25,7 +27,7 @@ endif
 # rebuilds everything instead of linking objects of two builds together.
 FLAGSTAMP := build/.flags
 $(shell mkdir -p build; echo '$(CC) $(CFLAGS)' | cmp -s - $(FLAGSTAMP) || echo '$(CC) $(CFLAGS)' >$(FLAGSTAMP))
-LDLIBS  := $(shell $(BLAS_PC) --libs openblas 2>/dev/null) -Wl,-rpath,$(BLASDIR) \
+LDLIBS  := -lgsl $(shell $(BLAS_PC) --libs openblas 2>/dev/null) -Wl,-rpath,$(BLASDIR) \
            $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 PYTHON  := /usr/bin/python3
 
@@ -56,6 +58,17 @@ build/libpetal.a: $(LIBOBJ)
 build/canary/libpetal.a: $(CANARYOBJ)
 	@rm -f $@
 	@ar rcs $@ $^
+
+# The commit petal is built from (core/version.c): the stamp changes only when
+# the commit does, so only version.o rebuilds.
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+build/git-commit: FORCE
+	@mkdir -p build
+	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
+build/core/version.o: build/git-commit
+build/core/version.o: override CFLAGS += -DPETAL_GIT='"$(GIT_COMMIT)"'
+.PHONY: FORCE
+FORCE:
 
 build/%.o: %.c $(wildcard core/*.h */*.h) $(FLAGSTAMP)
 	@mkdir -p $(dir $@)

@@ -13,6 +13,7 @@ int ast_method_parse(ast_method *m, const char *name, petal_err *err) {
     if (!strcmp(name, "full")) m->base = METHOD_FULL;
     else if (!strcmp(name, "linear")) m->base = METHOD_LINEAR;
     else if (!strcmp(name, "bitfit")) m->base = METHOD_BITFIT;
+    else if (!strcmp(name, "bitfit_petal")) m->base = METHOD_BITFIT_PETAL;
     else if (!strcmp(name, "lora")) m->lora.targets = LORA_Q | LORA_V, m->lora.rr = 64;
     else if (!strcmp(name, "adapter_pfeiffer")) m->adapter.at_ffn = 1, m->adapter.rr = 64;
     else if (!strcmp(name, "adapter_houlsby"))
@@ -26,11 +27,25 @@ int ast_method_parse(ast_method *m, const char *name, petal_err *err) {
         m->moa = (moa_config){.kind = MOA_DENSE, .at_ffn = 1, .experts = 4, .rr = 64};
     else if (!strcmp(name, "soft_moa"))
         m->moa = (moa_config){.kind = MOA_SOFT, .at_ffn = 1, .experts = 4, .slots = 1, .rr = 64};
+    // The paper's Table 1 (arXiv 2312.03694 v4) as the reference code runs it:
+    // sizes by reduction rate (LoRA rr 128 -> r 6, scaling alpha / rr; bottleneck
+    // rr 64 -> D 12; Conformer rr 96 -> D 8), the reference's inits, and its
+    // Conformer LayerNorm that is computed and discarded.
+    else if (!strcmp(name, "lora_paper")) m->lora.targets = LORA_Q | LORA_V, m->lora.rr = 128;
+    else if (!strcmp(name, "adapter_pfeiffer_paper"))
+        m->adapter.at_ffn = 1, m->adapter.rr = 64, m->adapter.init_reference = 1;
+    else if (!strcmp(name, "adapter_houlsby_paper"))
+        m->adapter.at_ffn = m->adapter.at_mhsa = 1, m->adapter.rr = 64,
+        m->adapter.init_reference = 1;
+    else if (!strcmp(name, "conformer_paper_speech") || !strcmp(name, "conformer_paper_audio"))
+        m->adapter.at_ffn = 1, m->adapter.rr = 96, m->adapter.block = BLOCK_CONFORMER,
+        m->adapter.init_reference = 1, m->adapter.norm_discarded = 1,
+        m->adapter.kernel = strstr(name, "audio") ? 8 : 31;
+    else if (!strcmp(name, "prompt_shallow_paper")) m->prompt.tokens = 300;
+    else if (!strcmp(name, "prompt_deep_paper")) m->prompt.tokens = 25, m->prompt.deep = 1;
+    else if (!strcmp(name, "prefix_paper")) m->prefix.tokens = 24;
     else
-        return petal_fail(err, PETAL_EINPUT,
-                          "unknown method '%s' (full, linear, bitfit, lora, adapter_pfeiffer, "
-                          "adapter_houlsby, conformer, prompt_shallow, prompt_deep, prefix, "
-                          "dense_moa, soft_moa)",
+        return petal_fail(err, PETAL_EINPUT, "unknown method '%s' (petal train --keys lists them)",
                           name);
     return PETAL_OK;
 }
@@ -75,6 +90,8 @@ int ast_method_apply(ast_method *m, const setting_def *d, const setting_value *v
     case SK_ADAPTER_CONF: ad->sequential = i; break;
     case SK_ADAPTER_POSITION: ad->after = i; break;
     case SK_ADAPTER_RESIDUAL: ad->residual = i; break;
+    case SK_ADAPTER_SEQ_ADD: ad->seq_add = i; break;
+    case SK_ADAPTER_NORM: ad->norm_discarded = i; break;
     case SK_ADAPTER_DIM: ad->rr = 0, ad->dim = i; break;
     case SK_ADAPTER_RR: ad->dim = 0, ad->rr = (float)v->x; break;
     case SK_ADAPTER_KERNEL: ad->kernel = i; break;
@@ -126,9 +143,10 @@ int ast_method_resolve(ast_method *m, int C, int L, petal_err *err) {
     if ((ad->at_mhsa || ad->at_ffn) && ad->dim > C)
         return petal_fail(err, PETAL_EINPUT, "adapter.dim %d is larger than the hidden size %d",
                           ad->dim, C);
-    if (ad->block == BLOCK_CONFORMER && ad->kernel % 2 == 0)
-        return petal_fail(err, PETAL_EINPUT, "adapter.kernel must be odd for 'same' padding, got %d",
-                          ad->kernel);
+    if (ad->seq_add && !(ad->sequential && !ad->after))
+        return petal_fail(err, PETAL_EINPUT,
+                          "adapter.seq_add applies to adapter.conf=sequential with "
+                          "adapter.position=before only");
     if (m->prefix.tokens % 2)
         return petal_fail(err, PETAL_EINPUT,
                           "prefix.tokens must be even (P/2 keys and P/2 values), got %d",
@@ -161,4 +179,36 @@ float ast_method_default_lr(const ast_method *m) {
 
 float ast_method_lora_scaling(const ast_method *m) {
     return m->lora.rr > 0 ? m->lora.alpha / m->lora.rr : m->lora.alpha / (float)m->lora.rank;
+}
+
+void ast_method_label(char *out, size_t n, const ast_method *m) {
+    static const char *const bases[] = {"full", "linear", "BitFit", "BitFit (petal's set)"};
+    size_t o = 0;
+#define ADD(...) (o += (size_t)snprintf(out + o, o < n ? n - o : 0, __VA_ARGS__))
+    out[0] = 0;
+    int hooks = m->lora.targets || m->adapter.at_mhsa || m->adapter.at_ffn || m->prompt.tokens ||
+                m->prefix.tokens || m->moa.kind != MOA_NONE;
+    if (!hooks || m->base != METHOD_LINEAR) ADD("%s", bases[m->base]);
+    if (m->lora.targets) {
+        ADD("%sLoRA r%d (", o ? " + " : "", m->lora.rank);
+        for (int i = 0, k = 0; i < 4; i++)
+            if (m->lora.targets & (1u << i)) ADD("%s%c", k++ ? "," : "", "qkvo"[i]);
+        ADD(")");
+    }
+    const adapter_config *ad = &m->adapter;
+    if (ad->at_mhsa || ad->at_ffn) {
+        const char *kind = ad->block == BLOCK_CONFORMER ? (ad->at_mhsa && ad->at_ffn ? "Conformer Houlsby" : "Conformer")
+                           : ad->at_mhsa && ad->at_ffn ? "Houlsby" : "Pfeiffer";
+        ADD("%s%s d%d", o ? " + " : "", kind, ad->dim);
+        if (ad->block == BLOCK_CONFORMER) ADD(" k%d", ad->kernel);
+        if (ad->at_mhsa && !ad->at_ffn) ADD(" MHSA");
+        if (ad->sequential || ad->after)
+            ADD(" (%s, %s)", ad->sequential ? "sequential" : "parallel", ad->after ? "after" : "before");
+    }
+    if (m->prompt.tokens) ADD("%sprompt%s P%d", o ? " + " : "", m->prompt.deep ? " deep" : "", m->prompt.tokens);
+    if (m->prefix.tokens) ADD("%sprefix P%d", o ? " + " : "", m->prefix.tokens);
+    if (m->moa.kind == MOA_DENSE) ADD("%sDense-MoA %dx d%d", o ? " + " : "", m->moa.experts, m->moa.dim);
+    if (m->moa.kind == MOA_SOFT)
+        ADD("%sSoft-MoA %dx%d d%d", o ? " + " : "", m->moa.experts, m->moa.slots, m->moa.dim);
+#undef ADD
 }

@@ -39,8 +39,10 @@ const setting_def settings_table[SK_COUNT] = {
                        "all|cls|cls_dist|prompts|speech|prompts+speech", "all", 0,
                        "tokens the classifier reads after the final LayerNorm"},
     [SK_METHOD] = {SK_METHOD, "method", SET_CHOICE, 0, 0,
-                   "full|linear|bitfit|lora|adapter_pfeiffer|adapter_houlsby|conformer|"
-                   "prompt_shallow|prompt_deep|prefix|dense_moa|soft_moa",
+                   "full|linear|bitfit|bitfit_petal|lora|adapter_pfeiffer|adapter_houlsby|conformer|"
+                   "prompt_shallow|prompt_deep|prefix|dense_moa|soft_moa|lora_paper|"
+                   "adapter_pfeiffer_paper|adapter_houlsby_paper|conformer_paper_speech|"
+                   "conformer_paper_audio|prompt_shallow_paper|prompt_deep_paper|prefix_paper",
                    "linear", 0, "method preset; the method keys below modify it (docs/METHODS.md)"},
     [SK_TRAIN_EPOCHS] = {SK_TRAIN_EPOCHS, "train.epochs", SET_INT, 1, 100000, NULL, "recipe", 0,
                          "epochs (ESC-50 50, US8K 30, GSC 75, FSC 75)"},
@@ -61,8 +63,9 @@ const setting_def settings_table[SK_COUNT] = {
                             0, "SpecAugment time mask, at most this many frames"},
     [SK_TRAIN_THREADS] = {SK_TRAIN_THREADS, "train.threads", SET_INT, 0, 4096, NULL, "0", ID,
                           "threads (0: SLURM_CPUS_PER_TASK, else every CPU)"},
-    [SK_BASE] = {SK_BASE, "base", SET_CHOICE, 0, 0, "full|linear|bitfit", "preset", M,
-                 "what of the backbone trains besides the hooks"},
+    [SK_BASE] = {SK_BASE, "base", SET_CHOICE, 0, 0, "full|linear|bitfit|bitfit_petal", "preset", M,
+                 "what of the backbone trains besides the hooks (bitfit: the reference's biases; "
+                 "bitfit_petal: also the patch bias and the final LayerNorm weight)"},
     [SK_LORA_TARGETS] = {SK_LORA_TARGETS, "lora.targets", SET_TEXT, 0, 0, NULL, "qv (lora)", M,
                          "LoRA targets: letters of q, k, v, o"},
     [SK_LORA_RANK] = {SK_LORA_RANK, "lora.rank", SET_INT, 1, 65536, NULL, "", M,
@@ -86,14 +89,18 @@ const setting_def settings_table[SK_COUNT] = {
                              "adapter reads the LayerNorm output (before) or the sublayer's (after)"},
     [SK_ADAPTER_RESIDUAL] = {SK_ADAPTER_RESIDUAL, "adapter.residual", SET_BOOL, 0, 0, NULL, "false",
                              M, "add the adapter's input to its output"},
+    [SK_ADAPTER_SEQ_ADD] = {SK_ADAPTER_SEQ_ADD, "adapter.seq_add", SET_BOOL, 0, 0, NULL, "false", M,
+                            "sequential-before only: S(A(ln)) + A(ln), as the reference's ablation code"},
     [SK_ADAPTER_DIM] = {SK_ADAPTER_DIM, "adapter.dim", SET_INT, 1, 65536, NULL, "", M,
                         "bottleneck size D (else from adapter.rr)"},
     [SK_ADAPTER_RR] = {SK_ADAPTER_RR, "adapter.rr", SET_NUM, 0, 1e6, NULL, "64",
                        M | SETTING_OPEN_LO, "adapter reduction rate: D = round(C / rr)"},
     [SK_ADAPTER_KERNEL] = {SK_ADAPTER_KERNEL, "adapter.kernel", SET_INT, 1, 1023, NULL, "31", M,
-                           "Conformer depthwise kernel (odd)"},
+                           "Conformer depthwise kernel (even kernels pad as PyTorch's padding=\"same\")"},
     [SK_ADAPTER_INIT] = {SK_ADAPTER_INIT, "adapter.init", SET_CHOICE, 0, 0, "petal|reference",
                          "petal", M, "petal: down Kaiming, up zero; reference: both zero"},
+    [SK_ADAPTER_NORM] = {SK_ADAPTER_NORM, "adapter.norm", SET_CHOICE, 0, 0, "applied|discarded",
+                         "applied", M, "Conformer LayerNorm: applied, or computed and discarded as the reference"},
     [SK_PROMPT_TOKENS] = {SK_PROMPT_TOKENS, "prompt.tokens", SET_INT, 0, 4096, NULL, "24 (prompt)",
                           M, "prompt tokens P in place of the distillation token"},
     [SK_PROMPT_DEEP] = {SK_PROMPT_DEEP, "prompt.deep", SET_BOOL, 0, 0, NULL, "false", M,
@@ -113,6 +120,12 @@ const setting_def settings_table[SK_COUNT] = {
                     "expert bottleneck D (else from moa.rr)"},
     [SK_MOA_RR] = {SK_MOA_RR, "moa.rr", SET_NUM, 0, 1e6, NULL, "64", M | SETTING_OPEN_LO,
                    "expert reduction rate"},
+    [SK_DRILL] = {SK_DRILL, "drill", SET_CHOICE, 0, 0, "none|noop|sleep|segv|abort|curve", "none", 0,
+                  "sweeps only: a trial that does no training, for drills, tests and benchmarks "
+                  "(noop: done at once; sleep: done after drill.seconds; segv / abort: crashes; "
+                  "curve: scripted per-epoch accuracies)"},
+    [SK_DRILL_SECONDS] = {SK_DRILL_SECONDS, "drill.seconds", SET_NUM, 0, 1e6, NULL, "1", 0,
+                          "sweeps only: how long a sleep drill sleeps (a curve drill: per epoch)"},
 };
 
 #undef ID
@@ -142,8 +155,7 @@ const setting_def *setting_find(const char *key) {
     return NULL;
 }
 
-// Levenshtein distance, capped: keys are short.
-static int distance(const char *a, const char *b) {
+int setting_distance(const char *a, const char *b) {
     size_t na = strlen(a), nb = strlen(b);
     if (na > 63 || nb > 63) return 99;
     int row[64];
@@ -167,9 +179,9 @@ const char *setting_nearest(const char *key) {
     int bd = 4;  // farther than 3 edits is no suggestion
     for (int i = 0; i < SK_COUNT; i++) {
         const char *k = settings_table[i].key, *dot = strchr(k, '.');
-        int d = distance(key, k);
+        int d = setting_distance(key, k);
         // "rank" for "lora.rank": the part after the dot alone
-        if (dot && !strchr(key, '.') && distance(key, dot + 1) < d) d = distance(key, dot + 1);
+        if (dot && !strchr(key, '.') && setting_distance(key, dot + 1) < d) d = setting_distance(key, dot + 1);
         if (d < bd) bd = d, best = k;
     }
     return best;
@@ -264,6 +276,16 @@ int setting_parse_text(setting_value *v, const setting_def **def, const char *ke
     return st ? st : convert(v, *def, "", text, err);
 }
 
+const char *setting_normalize(char *buf, size_t n, const char *key, const char *text) {
+    const setting_def *d = setting_find(key);
+    setting_value v;
+    if (!d || convert(&v, d, "", text, NULL)) return text;
+    if (d->type == SET_INT && strcmp(text, "all")) return snprintf(buf, n, "%ld", v.i), buf;
+    if (d->type == SET_NUM) return snprintf(buf, n, "%.9g", v.x), buf;
+    if (d->type == SET_BOOL) return v.i ? "true" : "false";
+    return text;
+}
+
 char *trial_identity(const config_kv *kv, int fold) {
     config_kv id = {0};
     char num[64];
@@ -271,14 +293,7 @@ char *trial_identity(const config_kv *kv, int fold) {
         const config_entry *e = &kv->e[i];
         const setting_def *d = setting_find(e->key);
         if (d && (d->flags & SETTING_NOT_IDENTITY)) continue;
-        const char *text = e->value;
-        setting_value v;
-        if (d && !convert(&v, d, "", e->value, NULL)) {
-            if (d->type == SET_INT && strcmp(text, "all")) snprintf(num, sizeof num, "%ld", v.i), text = num;
-            if (d->type == SET_NUM) snprintf(num, sizeof num, "%.9g", v.x), text = num;
-            if (d->type == SET_BOOL) text = v.i ? "true" : "false";
-        }
-        config_set(&id, e->key, text, "", 0, 0);
+        config_set(&id, e->key, setting_normalize(num, sizeof num, e->key, e->value), "", 0, 0);
     }
     if (fold > 0) {
         snprintf(num, sizeof num, "%d", fold);

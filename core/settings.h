@@ -48,10 +48,12 @@ typedef enum {
     SK_ADAPTER_CONF,
     SK_ADAPTER_POSITION,
     SK_ADAPTER_RESIDUAL,
+    SK_ADAPTER_SEQ_ADD,
     SK_ADAPTER_DIM,
     SK_ADAPTER_RR,
     SK_ADAPTER_KERNEL,
     SK_ADAPTER_INIT,
+    SK_ADAPTER_NORM,
     SK_PROMPT_TOKENS,
     SK_PROMPT_DEEP,
     SK_PREFIX_TOKENS,
@@ -62,6 +64,8 @@ typedef enum {
     SK_MOA_SLOTS,
     SK_MOA_DIM,
     SK_MOA_RR,
+    SK_DRILL,
+    SK_DRILL_SECONDS,
     SK_COUNT
 } setting_id;
 
@@ -102,8 +106,15 @@ int setting_parse(setting_value *v, const setting_def **def, const config_entry 
 // The same for a bare key=value (no source position); errors name the key.
 int setting_parse_text(setting_value *v, const setting_def **def, const char *key,
                        const char *text, petal_err *err);
+// Levenshtein distance of two short names (99 for names over 63 bytes).
+int setting_distance(const char *a, const char *b);
 // The known key nearest to key (edit distance), or NULL when none is close.
 const char *setting_nearest(const char *key);
+
+// text in its key's canonical form (integers without leading zeros or signs,
+// numbers as %.9g, booleans true/false); text itself when the key or the value
+// is not valid. buf (n bytes) holds the result when it differs.
+const char *setting_normalize(char *buf, size_t n, const char *key, const char *text);
 
 // A trial's identity: the canonical text of its settings (one `key: "value"`
 // line per key, sorted; values normalised by type, so "1e-3" and "0.001" are

@@ -22,6 +22,7 @@ int trainer_init(trainer *t, const ast_config *cfg, const ast_method *meth,
     t->valid = valid && valid->n ? valid : NULL;
     t->test = test;
     t->stop_at_step = -1;
+    t->stop_at_epoch = -1;
     int st = ast_model_init_layerwise(&t->m, cfg, meth, tc->batch, err);
     if (st) return st;
     ast_init_weights(&t->m, tc->seed, backbone != NULL);
@@ -147,7 +148,8 @@ void evaluate(eval_stats *out, ast_model *m, const feature_set *data) {
 }
 
 static int stop_requested(const trainer *t) {
-    return (t->stop && *t->stop) || (t->stop_at_step >= 0 && t->step >= t->stop_at_step);
+    return (t->stop && *t->stop) || (t->stop_at_step >= 0 && t->step >= t->stop_at_step) ||
+           (t->stop_at_epoch >= 0 && t->epoch >= t->stop_at_epoch && t->pos == 0);
 }
 
 int trainer_run(trainer *t, const char *ckpt, const char *config_text, petal_err *err) {

@@ -53,6 +53,7 @@ typedef struct {
     // stop requests: *stop set (by a signal handler) or stop_at_step reached
     volatile sig_atomic_t *stop;
     long stop_at_step;  // -1: never
+    int stop_at_epoch;  // stop (checkpointed) at the end of this epoch; -1: never
     float *xb;          // (Bm, frames, F) batch buffer
     int *yb;            // (Bm)
     char *const *labels;  // (K) class names saved with the checkpoint, or NULL (not owned)

@@ -41,9 +41,6 @@ static int check_method_keys(const trial_settings *ts, const config_kv *kv, peta
         st = petal_fail(err, PETAL_EINPUT,
                         "prefix.tokens must be even (P/2 keys and P/2 values), got %d",
                         m->prefix.tokens);
-    else if (m->adapter.block == BLOCK_CONFORMER && m->adapter.kernel % 2 == 0)
-        st = petal_fail(err, PETAL_EINPUT, "adapter.kernel must be odd for 'same' padding, got %d",
-                        m->adapter.kernel);
     return st ? at_key(kv, err, st) : PETAL_OK;
 }
 
@@ -59,6 +56,29 @@ static int check_model(const trial_settings *ts, const config_kv *kv, petal_err 
     return st ? at_key(kv, err, st) : PETAL_OK;
 }
 
+// A method key whose part the method does not have (lora.rank on an adapter
+// method, say) would be silently ignored: refuse it where it was written.
+static int check_families(const ast_method *m, const config_kv *kv, petal_err *err) {
+    static const struct {
+        const char *prefix, *part, *switch_on;
+    } fam[] = {{"lora.", "LoRA", "lora.targets"},     {"adapter.", "adapter", "adapter.type"},
+               {"prompt.", "prompt", "prompt.tokens"}, {"moa.", "mixture of adapters", "moa.kind"}};
+    int has[] = {m->lora.targets != 0, m->adapter.at_mhsa || m->adapter.at_ffn,
+                 m->prompt.tokens > 0, m->moa.kind != MOA_NONE};
+    for (int i = 0; i < kv->n; i++)
+        for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+            const char *k = kv->e[i].key;
+            if (strncmp(k, fam[f].prefix, strlen(fam[f].prefix)) || has[f]) continue;
+            if (!strcmp(k, "prompt.tokens")) continue;  // prompt.tokens: 0 is "no prompt"
+            char where[300];
+            config_where(where, sizeof where, &kv->e[i]);
+            return petal_fail(err, PETAL_EINPUT, "%s: %s: the method (%s) has no %s; set %s or "
+                              "choose a method with one", where, k, ast_method_name(m), fam[f].part,
+                              fam[f].switch_on);
+        }
+    return PETAL_OK;
+}
+
 int trial_settings_resolve(trial_settings *ts, const config_kv *kv, petal_err *err) {
     memset(ts, 0, sizeof *ts);
     strcpy(ts->layout, "synthetic");
@@ -71,6 +91,7 @@ int trial_settings_resolve(trial_settings *ts, const config_kv *kv, petal_err *e
     ts->seed = 1;
     ts->aug = specaug_config_ast();
     ts->pool = POOL_ALL;
+    ts->drill_seconds = 1.0;
     PETAL_ASSERT(ast_method_parse(&ts->method, "linear", err) == PETAL_OK);
     setting_value v;
     const setting_def *d;
@@ -105,6 +126,8 @@ int trial_settings_resolve(trial_settings *ts, const config_kv *kv, petal_err *e
         case SK_TRAIN_FREQ_MASK: ts->aug.freq_mask_max = n; break;
         case SK_TRAIN_TIME_MASK: ts->aug.time_mask_max = n; break;
         case SK_TRAIN_THREADS: ts->threads = n; break;
+        case SK_DRILL: ts->drill = n; break;
+        case SK_DRILL_SECONDS: ts->drill_seconds = v.x; break;
         default: {
             PETAL_ASSERT(d->flags & SETTING_METHOD);
             if ((st = ast_method_apply(&ts->method, d, &v, err))) {
@@ -118,6 +141,7 @@ int trial_settings_resolve(trial_settings *ts, const config_kv *kv, petal_err *e
     }
     if (!st) st = check_method_keys(ts, kv, err);
     if (st) return st;
+    if ((st = check_families(&ts->method, kv, err))) return st;
     for (size_t i = 0; i < sizeof recipe / sizeof recipe[0]; i++) {
         if (strcmp(recipe[i].layout, ts->layout)) continue;
         if (ts->frames < 0) ts->frames = recipe[i].frames;
@@ -197,6 +221,7 @@ static int run_fold(fold_record *f, trial_record *rec, const trial_settings *ts,
     if (warn.msg[0]) petal_note(&opt->notes, "%s", warn.msg);
     t.stop = opt->stop;
     t.stop_at_step = opt->stop_after_steps > 0 ? opt->stop_after_steps : -1;
+    t.stop_at_epoch = opt->stop_after_epochs > 0 ? opt->stop_after_epochs : -1;
     t.labels = d.classes;
     epoch_relay relay = {opt, f->fold};
     if (opt->on_epoch) t.on_epoch = relay_epoch, t.ctx = &relay;
@@ -211,6 +236,7 @@ static int run_fold(fold_record *f, trial_record *rec, const trial_settings *ts,
     }
     rec->trainable = param_count(&t.m.params, 1);
     rec->total = param_count(&t.m.params, 0);
+    ast_method_label(rec->label, sizeof rec->label, &t.m.method);
     petal_note(&opt->notes,
                "trial fold=%d method=%s train=%d valid=%d test=%d classes=%d trainable=%zu total=%zu",
                f->fold, ast_method_name(&ts->method), d.split[0].n, d.split[1].n, d.split[2].n, d.K,
@@ -279,6 +305,8 @@ int trial_run(trial_record *rec, const config_kv *kv, const trial_opts *opt, pet
     trial_settings ts;
     int n_folds = 1;
     int st = trial_settings_resolve(&ts, kv, err);
+    if (!st && ts.drill)
+        st = petal_fail(err, PETAL_EINPUT, "drill: drills run only inside sweeps (petal sweep)");
     if (!st) st = check_model(&ts, kv, err);
     if (!st && ts.fold == 0) st = trial_data_folds(&n_folds, &ts, err);
     if (!st) st = check_opts(n_folds, &ts, opt, err);

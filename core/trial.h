@@ -37,6 +37,8 @@ typedef struct {
     int specaug;
     specaug_config aug;
     int threads;
+    int drill;             // index of drill's choices (0 none); run by the sweep's worker
+    double drill_seconds;
 } trial_settings;
 
 // Resolves kv into ts through the table. Unknown keys and bad values fail with
@@ -72,6 +74,7 @@ typedef struct {
     double best_valid_acc_mean;
     double seconds;                 // wall clock of this run (resumed work excluded)
     size_t trainable, total;        // parameter counts
+    char label[128];                // the resolved method (ast_method_label)
     double peak_rss_mib;            // the process's peak resident memory
 } trial_record;
 // Frees the folds and their histories (the scalars stay readable).
@@ -84,6 +87,7 @@ typedef struct {
     const char *share_dir;      // node-wide backbone images; NULL: a private copy
     volatile sig_atomic_t *stop;  // set (by the caller's signal handler): checkpoint and stop
     long stop_after_steps;      // > 0: stop as if *stop were set after this many steps
+    int stop_after_epochs;      // > 0: stop (checkpointed) once this many epochs are done
     // hooks (each may be NULL): after every epoch's validation; when a fold ends
     void (*on_epoch)(void *ctx, int fold, int epoch, const epoch_record *e);
     void (*on_fold)(void *ctx, const fold_record *f);

@@ -25,6 +25,13 @@ expect_rc 2 ./petal model params --size huge
 grep -q "unknown model size 'huge'" /tmp/petal_cli_err && ok || bad "bad size named"
 expect_rc 0 ./petal model params --size base --method linear
 grep -q "method=linear trainable=28451 total=85366307" /tmp/petal_cli_out && ok || bad "linear counts at ViT-B: $(cat /tmp/petal_cli_out)"
+# the paper's way of counting (Table 1 of arXiv 2312.03694), printed beside the total
+expect_rc 0 ./petal model params --method conformer_paper_speech --set adapter.type=houlsby
+grep -q "trainable=569891 .* paper=541440$" /tmp/petal_cli_out && ok || bad "Houlsby Conformer counts: $(cat /tmp/petal_cli_out)"
+expect_rc 0 ./petal model params --method bitfit
+grep -q "trainable=129059 .* paper=102144$" /tmp/petal_cli_out && ok || bad "BitFit counts: $(cat /tmp/petal_cli_out)"
+expect_rc 2 ./petal model params --method conformer --set adapter.norm=maybe
+grep -q "adapter.norm expects applied or discarded" /tmp/petal_cli_err && ok || bad "bad adapter.norm named"
 expect_rc 0 ./petal train --synthetic --epochs 4 --lr 1e-3 --threads 1
 first=$(sed -n 's/^epoch 1 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
 last=$(sed -n 's/^epoch 4 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
