@@ -11,9 +11,11 @@
 #   # stdout: FRAGMENT        (optional) must appear on stdout
 # Every case also fails on a signal (crash), a timeout (hang, 120 s) and, for
 # exit 2 / 1, more than one line of stderr that is not a progress note.
+# PETAL=/path/to/petal runs the corpus against another binary (to see that
+# the cases can fail: the code before this corpus fails most of them).
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-export PETAL=$ROOT/petal H5POKE=$ROOT/build/tests/h5poke BADDIR=$ROOT/tests/bad-inputs
+export PETAL=${PETAL:-$ROOT/petal} H5POKE=$ROOT/build/tests/h5poke BADDIR=$ROOT/tests/bad-inputs
 export HF=$ROOT/tests/fixtures/hf_tiny OMP_NUM_THREADS=1
 FIX=$(mktemp -d /tmp/petal_bad_XXXXXX)
 export FIX PETAL_BACKBONE_CACHE=$FIX/bbcache
