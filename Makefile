@@ -94,7 +94,7 @@ test: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory petal
-	./petal demo
+	@bash tools/demo.sh
 
 bench: deps
 	@bash tools/deps.sh --torch

@@ -106,11 +106,15 @@ $P train $args --set train.lr=0.1 --out "$T/run" >/dev/null 2>"$T/err"
 rc=$?
 check '[ $rc = 2 ] && grep -q "another trial configuration" "$T/err"' "checkpoint of another config refused: $(cat "$T/err")"
 
-# The demo pipeline end to end (synth, pretrain, the study, the table), quick mode.
-$P demo --quick --seeds 1 --shots 2 --data "$T/demo" >"$T/out" 2>"$T/err"
+# The demo's data (two corpora, a pretrained backbone), quick mode; the study
+# itself is a sweep (tests/test_sweep.sh, make demo).
+$P demo --quick --data "$T/demo" >"$T/out" 2>"$T/err"
 rc=$?
-check '[ $rc = 0 ] && [ -f "$T/demo/backbone.h5" ] && grep -q "^| prompt deep P4 | " "$T/out"' \
+check '[ $rc = 0 ] && [ -f "$T/demo/backbone.h5" ] && [ -f "$T/demo/target/ESC-50/meta/esc50.csv" ] && grep -q "test accuracy on the pretraining corpus" "$T/out"' \
   "demo --quick: $(tail -3 "$T/err") $(tail -3 "$T/out")"
+PETAL_DATA="$T/demo" $P sweep sweeps/demo.yaml --dry-run >"$T/out" 2>"$T/err"
+check 'grep -q "^28 trials: full 8, linear 4, bitfit 4, lora 4, adapter_pfeiffer 4, prompt_deep 4" "$T/out"' \
+  "sweeps/demo.yaml expands: $(tail -1 "$T/out") $(cat "$T/err")"
 
 # A backbone file shared through the node-wide image gives the same trial as a
 # private copy; an unusable image folder warns and falls back to a private copy.
