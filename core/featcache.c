@@ -291,7 +291,7 @@ static int build(const char *tmp, const char *params, const keyset *req, const c
     }
 
     int st = PETAL_OK;
-    float *buf = petal_malloc((size_t)frames * bins * sizeof *buf);
+    float *buf = petal_calloc((size_t)frames * bins, sizeof *buf);  // zeroed: no uninitialised byte reaches the file
     hid_t fapl = fapl_nolock();
     hid_t f = fapl < 0 ? -1 : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (fapl >= 0) H5Pclose(fapl);
