@@ -43,7 +43,7 @@ TESTBIN := $(TESTSRC:tests/%.c=build/tests/%)
 CANARYOBJ := $(LIBOBJ:build/%=build/canary/%)
 CANARYBIN := build/canary/test_gradcheck build/canary/test_fixtures
 
-.PHONY: all deps test demo bench fixtures clean fuzz valgrind
+.PHONY: all deps test demo bench fixtures clean chaos fuzz valgrind
 all: deps petal
 
 deps:
@@ -97,6 +97,12 @@ test: deps
 demo: deps
 	@$(MAKE) --no-print-directory petal
 	@bash tools/demo.sh
+
+# Kill-anywhere drill: KILLS (default 20) SIGKILLs of sweeps in one process and
+# over MPI, then resume; the stores must equal an uninterrupted run's.
+chaos: deps
+	@$(MAKE) --no-print-directory petal
+	@bash tools/chaos.sh
 
 bench: deps
 	@bash tools/deps.sh --torch
