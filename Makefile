@@ -43,7 +43,7 @@ TESTBIN := $(TESTSRC:tests/%.c=build/tests/%)
 CANARYOBJ := $(LIBOBJ:build/%=build/canary/%)
 CANARYBIN := build/canary/test_gradcheck build/canary/test_fixtures
 
-.PHONY: all deps test demo bench fixtures clean chaos fuzz valgrind
+.PHONY: all deps test demo bench fixtures clean chaos install fuzz valgrind
 all: deps petal
 
 deps:
@@ -114,6 +114,18 @@ fixtures: deps
 	$(PYTHON) tests/torch_ref.py tests/fixtures
 	$(PYTHON) tests/torchaudio_ref.py tests/fixtures
 	$(PYTHON) tests/hf_ref.py tests/fixtures
+
+# `make install PREFIX=...`: the binary, the man page petal(1), the ready-made
+# sweep specs and the docs under share/petal. DESTDIR stages a package.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: petal
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/petal/sweeps $(DESTDIR)$(PREFIX)/share/petal/docs
+	install -m 755 petal $(DESTDIR)$(PREFIX)/bin/petal
+	install -m 644 docs/petal.1 $(DESTDIR)$(PREFIX)/share/man/man1/petal.1
+	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/petal/docs/
+	$(if $(wildcard sweeps/*.yaml),install -m 644 $(wildcard sweeps/*.yaml) $(DESTDIR)$(PREFIX)/share/petal/sweeps/)
 
 # libFuzzer targets (tests/fuzz/): the core built with clang, coverage, ASan
 # and UBSan into build/fuzz; `make fuzz FUZZ_SECONDS=N` runs each for N seconds.
