@@ -11,7 +11,9 @@ PY=/usr/bin/python3
 T=$(mktemp -d /tmp/petal_test_sweep_XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPIRUN="mpirun --oversubscribe --bind-to none"
+# Under make test SAN=1, LeakSanitizer cannot tell Open MPI's own allocations (in
+# plugins unloaded before exit) from petal's: leak checks are off for MPI ranks only.
+MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 mpirun --oversubscribe --bind-to none"
 pass=0; fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
