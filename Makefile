@@ -6,7 +6,9 @@ CC      := gcc
 PKGS    := hdf5 fftw3f yaml-0.1 sndfile samplerate ompi-c
 # OpenBLAS's OpenMP build: GEMMs and petal's own loops share one OpenMP thread
 # pool. With the pthread build, two pools spin against each other (each
-# waiting thread burns a core the other pool needs).
+# waiting thread burns a core the other pool needs). oneDNN (libdnnl-dev, no
+# pkg-config file in Debian) is the default GEMM engine; Debian builds it on
+# the OpenMP runtime, so it shares that pool too (core/gemm.h).
 BLASDIR := /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp
 BLAS_PC := PKG_CONFIG_LIBDIR=$(BLASDIR)/pkgconfig pkg-config
 CFLAGS  ?= -O3 -march=native
@@ -14,7 +16,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -g -I. \
            $(shell $(BLAS_PC) --cflags openblas 2>/dev/null) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell $(BLAS_PC) --libs openblas 2>/dev/null) -Wl,-rpath,$(BLASDIR) \
-           $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+           $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lm
 PYTHON  := /usr/bin/python3
 
 LIBSRC  := $(wildcard core/*.c worker/*.c coordinator/*.c sweeps/*.c results/*.c) \
