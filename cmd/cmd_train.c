@@ -90,6 +90,7 @@ static int run_fold(double *acc, train_outcome *o, const trial_spec *ts, const c
                        .opt = adamw_defaults(ts->lr), .aug = ts->specaug ? &ts->aug : NULL};
     tc.opt.weight_decay = ts->weight_decay;
     tc.share_dir = opt->share_dir;
+    tc.bf16 = ts->bf16;
     trainer t;
     if ((st = trainer_init(&t, &cfg, &ts->method, &tc, &d.split[0], &d.split[1], &d.split[2],
                            ts->backbone[0] ? ts->backbone : NULL, err)))

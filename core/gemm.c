@@ -221,3 +221,74 @@ void gemm_bf16w(int ta, int tb, int M, int N, int K, const float *A, int lda, co
     gemm_key k = {ta, tb, M, N, K, cols, ldb, ldc, bias != NULL, 1, 1.0f, beta};
     dnn_run(&k, a16, B, bias, C);
 }
+
+// ---- the machine's limit ------------------------------------------------------------------
+
+// n iterations of 12 independent vector FMAs on registers only (no loads):
+// enough chains to cover the FMA latency on two ports.
+static void fma_loop_avx512(long n) {
+    __asm__ volatile(
+        "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"
+        "vmovaps %%zmm0, %%zmm1\n\tvmovaps %%zmm0, %%zmm2\n\tvmovaps %%zmm0, %%zmm3\n\t"
+        "vmovaps %%zmm0, %%zmm4\n\tvmovaps %%zmm0, %%zmm5\n\tvmovaps %%zmm0, %%zmm6\n\t"
+        "vmovaps %%zmm0, %%zmm7\n\tvmovaps %%zmm0, %%zmm8\n\tvmovaps %%zmm0, %%zmm9\n\t"
+        "vmovaps %%zmm0, %%zmm10\n\tvmovaps %%zmm0, %%zmm11\n\tvmovaps %%zmm0, %%zmm12\n\t"
+        "vmovaps %%zmm0, %%zmm13\n\t"
+        "1:\n\t"
+        "vfmadd231ps %%zmm12, %%zmm13, %%zmm0\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm1\n\t"
+        "vfmadd231ps %%zmm12, %%zmm13, %%zmm2\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm3\n\t"
+        "vfmadd231ps %%zmm12, %%zmm13, %%zmm4\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm5\n\t"
+        "vfmadd231ps %%zmm12, %%zmm13, %%zmm6\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm7\n\t"
+        "vfmadd231ps %%zmm12, %%zmm13, %%zmm8\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm9\n\t"
+        "vfmadd231ps %%zmm12, %%zmm13, %%zmm10\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm11\n\t"
+        "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"
+        : "+r"(n)
+        :
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm12", "xmm13", "cc");
+}
+
+static void fma_loop_avx2(long n) {
+    __asm__ volatile(
+        "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"
+        "vmovaps %%ymm0, %%ymm1\n\tvmovaps %%ymm0, %%ymm2\n\tvmovaps %%ymm0, %%ymm3\n\t"
+        "vmovaps %%ymm0, %%ymm4\n\tvmovaps %%ymm0, %%ymm5\n\tvmovaps %%ymm0, %%ymm6\n\t"
+        "vmovaps %%ymm0, %%ymm7\n\tvmovaps %%ymm0, %%ymm8\n\tvmovaps %%ymm0, %%ymm9\n\t"
+        "vmovaps %%ymm0, %%ymm10\n\tvmovaps %%ymm0, %%ymm11\n\tvmovaps %%ymm0, %%ymm12\n\t"
+        "vmovaps %%ymm0, %%ymm13\n\t"
+        "1:\n\t"
+        "vfmadd231ps %%ymm12, %%ymm13, %%ymm0\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm1\n\t"
+        "vfmadd231ps %%ymm12, %%ymm13, %%ymm2\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm3\n\t"
+        "vfmadd231ps %%ymm12, %%ymm13, %%ymm4\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm5\n\t"
+        "vfmadd231ps %%ymm12, %%ymm13, %%ymm6\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm7\n\t"
+        "vfmadd231ps %%ymm12, %%ymm13, %%ymm8\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm9\n\t"
+        "vfmadd231ps %%ymm12, %%ymm13, %%ymm10\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm11\n\t"
+        "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"
+        : "+r"(n)
+        :
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm12", "xmm13", "cc");
+}
+
+double gemm_fma_peak(const char **isa) {
+    int wide = __builtin_cpu_supports("avx512f");
+    if (isa) *isa = wide ? "avx512" : "avx2";
+    if (!wide && !__builtin_cpu_supports("fma")) return 0.0;
+    long n = 20000000;  // ~0.1 s at 2-3 GHz
+    int lanes = wide ? 16 : 8;
+    double best = 0.0;
+    for (int r = 0; r < 3; r++) {
+        int nt = 1;
+        double t0 = petal_now();
+#pragma omp parallel
+        {
+#pragma omp single
+            nt = omp_get_num_threads();
+            if (wide) fma_loop_avx512(n);
+            else fma_loop_avx2(n);
+        }
+        double g = (double)nt * n * 12 * lanes * 2 / (petal_now() - t0) * 1e-9;
+        if (g > best) best = g;
+    }
+    return best;
+}

@@ -47,6 +47,11 @@ int gemm_bf16_supported(const char **what);
 void gemm_bf16w(int ta, int tb, int M, int N, int K, const float *A, int lda, const bf16 *B,
                 int ldb, float beta, float *C, int ldc, const float *bias);
 
+// The CPU's float32 FMA peak in GFLOP/s on the current OpenMP threads: a
+// register-only loop of independent FMAs, AVX-512 (or AVX2 where that is all;
+// *isa says which), best of 3 runs of ~0.1 s.
+double gemm_fma_peak(const char **isa);
+
 // Primitives created since the process started (tests: a training step after
 // the first creates none) and cached now.
 extern long gemm_primitives_created;

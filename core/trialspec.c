@@ -113,6 +113,10 @@ int trial_spec_resolve(trial_spec *ts, const config_kv *kv, petal_err *err) {
         else if (!strcmp(k, "features.cache")) st = get_str(ts->cache, sizeof ts->cache, e, err);
         else if (!strcmp(k, "model.backbone")) st = get_str(ts->backbone, sizeof ts->backbone, e, err);
         else if (!strcmp(k, "model.size")) st = get_str(ts->size, sizeof ts->size, e, err);
+        else if (!strcmp(k, "model.dtype")) {  // frozen backbone GEMM weights (core/bf16.c)
+            if (!strcmp(e->value, "fp32") || !strcmp(e->value, "bf16")) ts->bf16 = e->value[0] == 'b';
+            else st = bad(err, e, "fp32 or bf16");
+        }
         else if (!strcmp(k, "model.pool")) {
             if (ast_pool_parse(&ts->pool, e->value, err))
                 st = bad(err, e, "all, cls, cls_dist, prompts, speech or prompts+speech");

@@ -14,6 +14,8 @@
 //   model.backbone  backbone HDF5 (petal model import / init / pretrain);
 //                   without it a randomly initialised backbone of model.size
 //   model.size      tiny | small | base     model.pool all | cls | ...
+//   model.dtype     fp32 (default) | bf16: frozen backbone GEMM weights held in
+//                   bf16, float32 accumulation (ast_model_use_bf16)
 //   method          a preset (full, linear, lora, ...), then any method key
 //                   (base, lora.*, adapter.*, prompt.*, prefix.*, moa.*)
 //   train.epochs train.batch train.lr train.weight_decay train.seed
@@ -38,6 +40,7 @@ typedef struct {
     char backbone[TRIAL_PATH_MAX];
     char size[16];
     ast_pool pool;
+    int bf16;  // model.dtype bf16
     ast_method method;
     int epochs, batch;
     float lr, weight_decay;
