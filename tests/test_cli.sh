@@ -30,6 +30,17 @@ first=$(sed -n 's/^epoch 1 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
 last=$(sed -n 's/^epoch 4 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
 awk -v f="$first" -v l="$last" 'BEGIN{exit !(l < f)}' && ok || bad "train loss falls ($first -> $last)"
 grep -q "^result fold=1 best_epoch=" /tmp/petal_cli_out && ok || bad "result line"
+# The GEMM engine and the bf16 backbone from the command line.
+PETAL_GEMM=mkl expect_rc 2 ./petal bench --help
+grep -q "unknown GEMM engine 'mkl'" /tmp/petal_cli_err && ok || bad "bad PETAL_GEMM named"
+expect_rc 2 ./petal train --synthetic --set model.dtype=fp16
+grep -q "model.dtype expects fp32 or bf16" /tmp/petal_cli_err && ok || bad "bad model.dtype named"
+if grep -qw -e avx512_bf16 -e amx_bf16 /proc/cpuinfo; then
+  expect_rc 0 ./petal train --synthetic --method lora --epochs 2 --threads 1 --set model.dtype=bf16
+  grep -q "^result fold=1 best_epoch=" /tmp/petal_cli_out && ok || bad "bf16 trial result line"
+  expect_rc 2 env PETAL_GEMM=openblas ./petal train --synthetic --method lora --epochs 1 --set model.dtype=bf16
+  grep -q "oneDNN GEMM engine" /tmp/petal_cli_err && ok || bad "bf16 on OpenBLAS refused: $(cat /tmp/petal_cli_err)"
+fi
 rm -f /tmp/petal_cli_out /tmp/petal_cli_err
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
