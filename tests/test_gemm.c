@@ -57,7 +57,7 @@ static void test_products(const char *engine) {
     petal_err err;
     PETAL_ASSERT(gemm_select(engine, &err) == PETAL_OK);
     CHECK(!strcmp(gemm_engine_name(), engine), "engine %s selected", engine);
-    static const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 65, 17}, {130, 48, 257}};
+    static const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 65, 17}, {130, 48, 257}, {5, 3100, 9}};
     int bad = 0, runs = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int v = 0; v < 16; v++) {
@@ -144,6 +144,9 @@ static void test_bf16_rounding(void) {
         {0x7f800000u, 0x7f80},  // infinity
         {0xff800000u, 0xff80},  // -infinity
         {0x80000000u, 0x8000},  // -0
+        {0x00400000u, 0x0000},  // a denormal flushes to 0
+        {0x80400000u, 0x8000},  // ... of its sign
+        {0x00800000u, 0x0080},  // the smallest normal stays
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
@@ -152,7 +155,21 @@ static void test_bf16_rounding(void) {
         bf16_from_f32(&b, &f, 1);
         ok &= b == v[i].out;
     }
-    CHECK(ok, "bf16 rounding: nearest even, infinities kept");
+    CHECK(ok, "bf16 rounding: nearest even, infinities kept, denormals to zero");
+    // A long array (the vector path and the threads) gives the same bits as one value at a time.
+    size_t n = 200003;
+    float *f = petal_falloc(n);
+    bf16 *all = malloc(n * sizeof *all), one;
+    for (size_t i = 0; i < n; i++) f[i] = frand() * (i % 5 ? 1.0f : 1e-39f);
+    f[77] = bits(0x3f808000u), f[78] = bits(0x7f800001u);
+    bf16_from_f32(all, f, n);
+    int same = 1;
+    for (size_t i = 0; i < n; i++) {
+        bf16_from_f32(&one, f + i, 1);
+        same &= one == all[i];
+    }
+    CHECK(same, "bf16 rounding: arrays as single values");
+    free(f), free(all);
     float nan = bits(0x7f800001u);  // a NaN whose payload is only in the low bits
     bf16 b;
     bf16_from_f32(&b, &nan, 1);
