@@ -2,6 +2,7 @@
 // record; `make bench` (bench/run.sh) sets it beside PyTorch's figure.
 // The machine's FMA peak and a large GEMM on petal's engine are measured in
 // the same process and threads.
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -26,6 +27,8 @@ static const char usage[] =
     "peak_gflops: the CPU's float32 FMA peak (register-only AVX-512 loop, AVX2 without it);\n"
     "sgemm_gflops: a 2048^3 float32 GEMM on the engine (PETAL_GEMM). Both are measured before\n"
     "and after the steps, the higher kept. bf16_mib: the bf16 copy of the frozen weights.\n"
+    "cpu_util: CPU time of the steps over wall time x threads (below 1: the cores were\n"
+    "shared with other work, or threads waited).\n"
     "act_mib: the activation arena; kept_mib: of which per-layer slabs kept for the backward;\n"
     "shared_mib: backbone mapped from the node-wide image (with --backbone).\n"
     MODEL_OPTS_HELP
@@ -34,6 +37,13 @@ static const char usage[] =
     "  --batch B  --threads N  --steps S (timed steps after one warm-up)\n"
     "  --dtype fp32|bf16        bf16: frozen backbone GEMM weights held in bf16 (model.dtype)\n"
     "  --profile  also print `profile family=seconds_per_step ...` by op family\n";
+
+// CPU seconds (user + system) of this process so far.
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
 
 // Best GFLOP/s of a large square float32 GEMM on the engine in use.
 static double sgemm_ceiling(void) {
@@ -118,10 +128,11 @@ int cmd_bench(int argc, char **argv) {
     adamw_config oc = adamw_defaults(ast_method_default_lr(&meth));
     adamw_state opt;
     adamw_init(&opt, &oc, &m.params);
-    double t0 = 0.0;
+    double t0 = 0.0, cpu0 = 0.0;
     for (int s = 0; s <= steps; s++) {
         if (s == 1) {  // step 0 is the warm-up
             t0 = petal_now();
+            cpu0 = cpu_seconds();
             petal_gemm_flops = petal_recompute_flops = 0.0;
             petal_profile = profile;
             memset(petal_profile_s, 0, sizeof petal_profile_s);
@@ -129,7 +140,7 @@ int cmd_bench(int argc, char **argv) {
         ast_forward(&m, x, y, batch, NULL);
         train_backward_step(&m, &opt, oc.lr, y, batch);
     }
-    double secs = petal_now() - t0;
+    double secs = petal_now() - t0, cpu = cpu_seconds() - cpu0;
     petal_profile = 0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);  // peak RSS of the training steps, before the second ceiling
@@ -145,10 +156,12 @@ int cmd_bench(int argc, char **argv) {
     double exec = (petal_gemm_flops + petal_recompute_flops) / secs * 1e-9;
     printf("petal method=%s frames=%d batch=%d dtype=%s engine=%s samples_per_s=%.3f gflops=%.1f "
            "exec_gflops=%.1f peak_gflops=%.1f peak_isa=%s peak_frac=%.3f sgemm_gflops=%.1f "
-           "sgemm_frac=%.3f rss_mib=%.1f act_mib=%.1f kept_mib=%.1f shared_mib=%.1f bf16_mib=%.1f\n",
+           "sgemm_frac=%.3f rss_mib=%.1f act_mib=%.1f kept_mib=%.1f shared_mib=%.1f bf16_mib=%.1f "
+           "cpu_util=%.2f\n",
            ast_method_name(&meth), cfg.frames, batch, dtype, gemm_engine_name(),
            steps * batch / secs, gflops, exec, peak, isa, exec / peak, ceiling, gflops / ceiling,
-           ru.ru_maxrss / 1024.0, act_mib, kept_mib, shared_mib, bf16_mib);
+           ru.ru_maxrss / 1024.0, act_mib, kept_mib, shared_mib, bf16_mib,
+           cpu / (secs * omp_get_max_threads()));
     if (profile) {
         // Seconds per step by op family; `other` is the step time no probe covered.
         double covered = 0.0;
