@@ -12,8 +12,11 @@
 // are clean file pages, read back from the image should anything touch them),
 // so a process holds the frozen GEMM weights once, in bf16. Without an image
 // (a private backbone) the bf16 copy is private and the float32 rows stay.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -116,6 +119,34 @@ static int write_all(int fd, const void *p, size_t n) {
     return 0;
 }
 
+// Removes bf16 images (and their locks and dead builds' temporaries) whose
+// float32 image is gone: core/backbone.c prunes those, not these.
+static void prune_bf16(const char *img) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", img);
+    char *slash = strrchr(dir, '/');
+    if (!slash) return;
+    *slash = 0;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[PATH_MAX + 300], base[PATH_MAX + 300];
+    while ((e = readdir(d))) {
+        const char *x = strstr(e->d_name, ".img.bf16");
+        if (!x) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        const char *tmp = strstr(x, ".tmp.");
+        if (tmp) {
+            long pid = atol(tmp + 5);
+            if (pid > 0 && kill((pid_t)pid, 0) && errno == ESRCH) unlink(path);
+            continue;
+        }
+        snprintf(base, sizeof base, "%s/%.*s", dir, (int)(x - e->d_name + 4), e->d_name);
+        if (access(base, F_OK) && errno == ENOENT) unlink(path);
+    }
+    closedir(d);
+}
+
 // Maps (building it first if needed) img.bf16 holding the packed rows;
 // returns the mapping or NULL with why filled (the caller packs privately).
 static uint16_t *share_bf16(const char *img, const packed_row *r, int k, size_t n16,
@@ -162,6 +193,7 @@ static uint16_t *share_bf16(const char *img, const packed_row *r, int k, size_t 
             continue;  // built while we waited
         }
         if (fd >= 0) close(fd);
+        prune_bf16(img);
         uint16_t *buf = petal_malloc(bytes);
         pack(buf, r, k);
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());

@@ -346,7 +346,11 @@ static void test_bf16_backbone(void) {
     ast_model s1, s2;
     load_hf(&s1, file, "linear", 1, share);
     load_hf(&s2, file, "linear", 1, share);
-    char warn[1200];
+    char warn[1200], orphan[400];
+    snprintf(orphan, sizeof orphan, "%s/0123456789abcdef.img.bf16", share);  // its .img is gone
+    FILE *o = fopen(orphan, "w");
+    PETAL_ASSERT(o);
+    fclose(o);
     CHECK(ast_model_use_bf16(&s1, share, warn, sizeof warn, &err) == PETAL_OK && !warn[0],
           "shared bf16: %s %s", err.msg, warn);
     CHECK(ast_model_use_bf16(&s2, share, warn, sizeof warn, &err) == PETAL_OK && !warn[0],
@@ -355,6 +359,7 @@ static void test_bf16_backbone(void) {
               !memcmp(s1.w16, m16.w16, m16.n16 * sizeof *m16.w16) &&
               !memcmp(s2.w16, m16.w16, m16.n16 * sizeof *m16.w16),
           "both map the image, equal to a private bf16 copy");
+    CHECK(access(orphan, F_OK) != 0, "a bf16 image whose float32 image is gone is removed");
     CHECK(!memcmp(s2.params.data, m32.params.data, m32.params.ndata * sizeof(float)),
           "released float32 pages read back unchanged");
     s2.training = 0;
