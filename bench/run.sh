@@ -5,6 +5,8 @@
 #   BENCH_METHODS="full lora ..." BENCH_SIZE=base BENCH_THREADS=2 BENCH_STEPS=5 (defaults: every method)
 #   BENCH_REPEAT=R   run each side R times and keep its fastest run (the machine is shared)
 #   BENCH_BF16=0     skip the bf16-backbone lines
+#   BENCH_TORCH_CORETYPE=X  PyTorch's OpenBLAS runs kernel set X (OPENBLAS_CORETYPE for the
+#                    PyTorch process only; by default the environment's setting stands)
 #   BENCH_LONG=0     skip the long-clip lines; BENCH_LONG_STEPS=S their timed steps (default 2)
 #   BENCH_SHARE=0    skip the one-backbone-per-node line (bench/share.sh: PSS of 4 processes)
 # Then the linear-probing line (epoch 1, which fills the encoder-output cache,
@@ -13,13 +15,15 @@
 #   bench method=M frames=T batch=B dtype=fp32|bf16 engine=E samples_per_s=X
 #         torch_samples_per_s=Y ratio=X/Y [vs_fp32=X/X_fp32] gflops=G exec_gflops=E
 #         peak_gflops=P peak_frac=E/P sgemm_gflops=S sgemm_frac=G/S rss_mib=R
-#         torch_rss_mib=TR rss_ratio=R/TR act_mib=A kept_mib=K torch_blas=LIB torch_blas_core=CORE
+#         torch_rss_mib=TR rss_ratio=R/TR act_mib=A kept_mib=K cpu_util=U torch_blas=LIB
+#         torch_blas_core=CORE
 # gflops counts the model's FLOPs (each GEMM the step needs, once); exec_gflops also
 # counts what petal recomputes to save memory; peak_gflops is the CPU's float32 FMA
 # peak (register-only AVX-512 loop, AVX2 without AVX-512) on the same threads;
 # engine is petal's GEMM engine (PETAL_GEMM), torch_blas the BLAS library the
 # PyTorch process mapped (read from its /proc/<pid>/maps) and its OpenBLAS kernel
-# set. PyTorch runs on the OpenMP OpenBLAS (LD_LIBRARY_PATH below; torch_bench.py
+# set; cpu_util is petal's CPU time over wall time x threads (below 1: the cores
+# were shared with other work). PyTorch runs on the OpenMP OpenBLAS (LD_LIBRARY_PATH below; torch_bench.py
 # refuses the pthread build). bf16 lines (model.dtype bf16: frozen backbone GEMM
 # weights in bf16) start from a random ViT-B backbone file through the node-wide
 # images (one warm-up process builds them first); they share the fp32 line's
@@ -56,8 +60,13 @@ best() {
 }
 
 torch() {
-  LD_LIBRARY_PATH=$openmp_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} best "$repeat" \
-    /usr/bin/python3 bench/torch_bench.py "$@"
+  if [ -n "${BENCH_TORCH_CORETYPE:-}" ]; then
+    OPENBLAS_CORETYPE=$BENCH_TORCH_CORETYPE LD_LIBRARY_PATH=$openmp_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+      best "$repeat" /usr/bin/python3 bench/torch_bench.py "$@"
+  else
+    LD_LIBRARY_PATH=$openmp_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} best "$repeat" \
+      /usr/bin/python3 bench/torch_bench.py "$@"
+  fi
 }
 
 # emit <petal line> <torch line> <petal batch> <torch batch> [<fp32 samples/s>]
@@ -75,6 +84,7 @@ emit() {
        "rss_mib=$(echo "$p" | field rss_mib) torch_rss_mib=$(echo "$t" | field rss_mib)" \
        "rss_ratio=$(ratio "$(echo "$p" | field rss_mib)" "$(echo "$t" | field rss_mib)")" \
        "act_mib=$(echo "$p" | field act_mib) kept_mib=$(echo "$p" | field kept_mib)" \
+       "cpu_util=$(echo "$p" | field cpu_util)" \
        "torch_blas=$(echo "$t" | field blas) torch_blas_core=$(echo "$t" | field blas_core)"
 }
 
@@ -99,7 +109,8 @@ line() {
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
      "$(nproc) cores, threads=$threads size=$size repeat=$repeat load=$(cut -d' ' -f1-3 /proc/loadavg)" \
-     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
+     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}" \
+     "torch OPENBLAS_CORETYPE=${BENCH_TORCH_CORETYPE:-${OPENBLAS_CORETYPE:-unset}}"
 for m in $methods; do line "$m" "$frames" "$batch" "$batch" "$steps"; done
 if [ "${BENCH_LONG:-1}" != 0 ]; then
   line adapter_pfeiffer 500 32 8 "${BENCH_LONG_STEPS:-2}"

@@ -58,6 +58,9 @@ static int model_from_checkpoint(ast_model *m, char ***labels, int *K, const cha
     if (!st) ast_init_weights(m, ts.seed, ts.backbone[0] != 0);
     if (!st && ts.backbone[0] && (st = backbone_load(m, ts.backbone, 0, share_dir, err))) ast_model_free(m);
     if (!st && (st = checkpoint_load_best(m, ckpt, err))) ast_model_free(m);
+    // A bf16 trial predicts as it was tested: the frozen GEMM weights in bf16.
+    if (!st && ts.bf16 && (st = ast_model_use_bf16(m, ts.backbone[0] ? share_dir : NULL, NULL, 0, err)))
+        ast_model_free(m);
     config_free(&kv);
     config_free(&clean);
     free(text);

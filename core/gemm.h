@@ -6,8 +6,10 @@
 //   openblas  OpenBLAS sgemm, the reference engine (PETAL_GEMM=openblas)
 // Both run on the one OpenMP thread pool (oneDNN's OpenMP runtime uses
 // omp_get_max_threads(), as petal's own loops do), so petal_set_threads sets
-// both. bf16 products (a frozen backbone held in bf16, model.dtype bf16) run on
-// oneDNN only, with float32 accumulation.
+// both. gemm() and gemm_bf16w() are called from one thread at a time (the
+// primitive cache and the bf16 scratch are process-wide, not locked); each
+// product is threaded inside. bf16 products (a frozen backbone held in bf16,
+// model.dtype bf16) run on oneDNN only, with float32 accumulation.
 #ifndef PETAL_GEMM_H
 #define PETAL_GEMM_H
 #include <stddef.h>
