@@ -15,8 +15,8 @@
 #   bench method=M frames=T batch=B dtype=fp32|bf16 engine=E samples_per_s=X
 #         torch_samples_per_s=Y ratio=X/Y [vs_fp32=X/X_fp32] gflops=G exec_gflops=E
 #         peak_gflops=P peak_frac=E/P sgemm_gflops=S sgemm_frac=G/S rss_mib=R
-#         torch_rss_mib=TR rss_ratio=R/TR act_mib=A kept_mib=K cpu_util=U torch_blas=LIB
-#         torch_blas_core=CORE
+#         torch_rss_mib=TR rss_ratio=R/TR act_mib=A kept_mib=K cpu_util=U torch_cpu_util=TU
+#         torch_blas=LIB torch_blas_core=CORE
 # gflops counts the model's FLOPs (each GEMM the step needs, once); exec_gflops also
 # counts what petal recomputes to save memory; peak_gflops is the CPU's float32 FMA
 # peak (register-only AVX-512 loop, AVX2 without AVX-512) on the same threads;
@@ -84,7 +84,7 @@ emit() {
        "rss_mib=$(echo "$p" | field rss_mib) torch_rss_mib=$(echo "$t" | field rss_mib)" \
        "rss_ratio=$(ratio "$(echo "$p" | field rss_mib)" "$(echo "$t" | field rss_mib)")" \
        "act_mib=$(echo "$p" | field act_mib) kept_mib=$(echo "$p" | field kept_mib)" \
-       "cpu_util=$(echo "$p" | field cpu_util)" \
+       "cpu_util=$(echo "$p" | field cpu_util) torch_cpu_util=$(echo "$t" | field cpu_util)" \
        "torch_blas=$(echo "$t" | field blas) torch_blas_core=$(echo "$t" | field blas_core)"
 }
 

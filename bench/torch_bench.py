@@ -9,6 +9,7 @@ dense_moa (N 4, rr 64, FFN); the backbone is random, the method's own tensors ke
 their documented init. Prints exactly one line:
 
   torch method=<m> frames=<T> batch=<B> samples_per_s=<x> rss_mib=<peak RSS MiB>
+        cpu_util=<CPU time of the steps / (wall time x threads)>
         blas=<the BLAS library this process loaded> blas_core=<OpenBLAS's kernel set>
 
 The BLAS library is read from this process's /proc/<pid>/maps after the steps:
@@ -91,10 +92,10 @@ def main():
         return loss
 
     step()  # warm-up: allocator, optimizer state, thread pool
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(a.steps):
         loss = step()
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     if not torch.isfinite(loss):
         sys.stderr.write(f"torch_bench: non-finite loss {loss.item()}\n")
         return 1
@@ -106,7 +107,8 @@ def main():
                          "(/usr/lib/<arch>/openblas-openmp) or switch the libblas.so.3 alternative.\n")
         return 2
     print(f"torch method={a.method} frames={a.frames} batch={a.batch} "
-          f"samples_per_s={a.batch * a.steps / dt:.3f} rss_mib={rss:.1f} blas={blas} blas_core={core}")
+          f"samples_per_s={a.batch * a.steps / dt:.3f} rss_mib={rss:.1f} cpu_util={cpu / (dt * a.threads):.2f} "
+          f"blas={blas} blas_core={core}")
     return 0
 
 
