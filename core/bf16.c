@@ -238,7 +238,16 @@ int ast_model_use_bf16(ast_model *m, const char *share_dir, char *warn, size_t n
     char img[PATH_MAX];
     petal_err why = {0};
     uint16_t *w16 = NULL;
-    if (share_dir && m->params.nshared && mapped_image(img, sizeof img, r[0].w)) {
+    // The image the rows are mapped from: probe a whole page inside a row (a
+    // row's first page may be private, shared with a row that trains: BitFit).
+    int found = 0;
+    long pg = sysconf(_SC_PAGESIZE);
+    for (int i = 0; share_dir && m->params.nshared && i < k && !found; i++) {
+        uintptr_t a = ((uintptr_t)r[i].w + pg - 1) / pg * pg;
+        if (a + (uintptr_t)pg <= (uintptr_t)(r[i].w + r[i].n))
+            found = mapped_image(img, sizeof img, (void *)a);
+    }
+    if (found) {
         w16 = share_bf16(img, r, k, n16, &why);
         if (w16) {
             m->w16_mapped = 1;

@@ -367,6 +367,12 @@ static void test_bf16_backbone(void) {
     CHECK(!memcmp(s2.a.logits, l16, sizeof(float) * K), "shared bf16 logits equal private bf16's");
     ast_model_free(&s1);
     ast_model_free(&s2);
+    // BitFit trains the biases between the weights: still the shared image.
+    load_hf(&s1, file, "bitfit", 1, share);
+    CHECK(ast_model_use_bf16(&s1, share, warn, sizeof warn, &err) == PETAL_OK && !warn[0] &&
+              s1.w16_mapped && !memcmp(s1.w16, m16.w16, m16.n16 * sizeof *m16.w16),
+          "BitFit maps the shared bf16 image: %s", warn);
+    ast_model_free(&s1);
 
     // Refusals: a CPU without bf16 instructions; the OpenBLAS engine.
     ast_model r;
