@@ -3,7 +3,9 @@
 # Debian packages (only what pkg-config / command -v cannot find).
 
 CC      := gcc
-PKGS    := hdf5 fftw3f yaml-0.1 sndfile samplerate ompi-c
+PKGS    := hdf5 fftw3f yaml-0.1 sndfile samplerate ompi-c libxxhash
+# GSL (Sobol sequences) without its own cblas: OpenBLAS provides those symbols,
+# and two cblas libraries in one process would be one too many.
 # OpenBLAS's OpenMP build: GEMMs and petal's own loops share one OpenMP thread
 # pool. With the pthread build, two pools spin against each other (each
 # waiting thread burns a core the other pool needs). oneDNN (libdnnl-dev, no
@@ -15,7 +17,7 @@ CFLAGS  ?= -O3 -march=native
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -g -I. \
            $(shell $(BLAS_PC) --cflags openblas 2>/dev/null) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell $(BLAS_PC) --libs openblas 2>/dev/null) -Wl,-rpath,$(BLASDIR) \
+LDLIBS  := -lgsl $(shell $(BLAS_PC) --libs openblas 2>/dev/null) -Wl,-rpath,$(BLASDIR) \
            $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lm
 PYTHON  := /usr/bin/python3
 
@@ -29,7 +31,7 @@ TESTBIN := $(TESTSRC:tests/%.c=build/tests/%)
 CANARYOBJ := $(LIBOBJ:build/%=build/canary/%)
 CANARYBIN := build/canary/test_gradcheck build/canary/test_fixtures
 
-.PHONY: all deps test demo bench fixtures clean
+.PHONY: all deps test demo bench fixtures clean chaos
 all: deps petal
 
 deps:
@@ -46,6 +48,17 @@ build/libpetal.a: $(LIBOBJ)
 build/canary/libpetal.a: $(CANARYOBJ)
 	@rm -f $@
 	@ar rcs $@ $^
+
+# The commit petal is built from (core/version.c): the stamp changes only when
+# the commit does, so only version.o rebuilds.
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+build/git-commit: FORCE
+	@mkdir -p build
+	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
+build/core/version.o: build/git-commit
+build/core/version.o: CFLAGS += -DPETAL_GIT='"$(GIT_COMMIT)"'
+.PHONY: FORCE
+FORCE:
 
 build/%.o: %.c $(wildcard core/*.h */*.h)
 	@mkdir -p $(dir $@)
@@ -71,7 +84,13 @@ test: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory petal
-	./petal demo
+	@bash tools/demo.sh
+
+# Kill-anywhere drill: KILLS (default 20) SIGKILLs of sweeps in one process and
+# over MPI, then resume; the stores must equal an uninterrupted run's.
+chaos: deps
+	@$(MAKE) --no-print-directory petal
+	@bash tools/chaos.sh
 
 bench: deps
 	@bash tools/deps.sh --torch

@@ -1,7 +1,6 @@
 // `--name value` flag parsing with one-line errors.
 #include "cmd/args.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +22,8 @@ int args_int(args *a, const char *name, int *out, int lo, int hi) {
     const char *v;
     if (!args_flag(a, name, &v)) return 0;
     if (!v) return 1;
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || *end || end == v || x < lo || x > hi) {
+    long x;
+    if (petal_parse_long(&x, v, lo, hi)) {
         fprintf(stderr, "petal: %s expects an integer in [%d, %d], got '%s'\n", name, lo, hi, v);
         a->bad = 1;
     } else {
@@ -39,10 +36,8 @@ int args_float(args *a, const char *name, float *out, float lo, float hi) {
     const char *v;
     if (!args_flag(a, name, &v)) return 0;
     if (!v) return 1;
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || *end || end == v || !(x >= lo && x <= hi)) {
+    double x;
+    if (petal_parse_double(&x, v) || !(x >= lo && x <= hi)) {
         fprintf(stderr, "petal: %s expects a number in [%g, %g], got '%s'\n", name, lo, hi, v);
         a->bad = 1;
     } else {
@@ -55,6 +50,10 @@ int args_switch(args *a, const char *name, int *out) {
     if (strcmp(a->argv[a->i], name)) return 0;
     *out = 1;
     return 1;
+}
+
+void args_warn(const petal_err *warn) {
+    if (warn->msg[0]) fprintf(stderr, "petal: %s\n", warn->msg);
 }
 
 void args_unknown(args *a, const char *cmd) {

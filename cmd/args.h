@@ -3,6 +3,7 @@
 #ifndef PETAL_ARGS_H
 #define PETAL_ARGS_H
 #include "core/ast.h"
+#include "core/settings.h"
 
 typedef struct {
     int argc;
@@ -26,6 +27,8 @@ const char *args_backbone_cache(const char *given);
 #define BACKBONE_CACHE_HELP                                                              \
     "  --backbone-cache DIR|off  where frozen backbones are shared from, one copy per node\n" \
     "                     (default: PETAL_BACKBONE_CACHE, else $TMPDIR/petal-backbones-UID)\n"
+// Prints a core warning (e.g. backbone_load's) when it has one.
+void args_warn(const petal_err *warn);
 // Reports argv[i] as unknown.
 void args_unknown(args *a, const char *cmd);
 
@@ -41,9 +44,14 @@ typedef struct {
 } model_opts;
 #define MODEL_OPTS_HELP                                                        \
     "  --size tiny|small|base   model size (base = ViT-B as in the study)\n"   \
-    "  --method M               full, linear, bitfit, lora, adapter_pfeiffer,\n"   \
-    "                           adapter_houlsby, conformer, prompt_shallow,\n"    \
-    "                           prompt_deep, prefix (docs/METHODS.md)\n"          \
+    "  --method M               full, linear, bitfit, bitfit_petal, lora,\n"      \
+    "                           adapter_pfeiffer, adapter_houlsby, conformer,\n"  \
+    "                           prompt_shallow, prompt_deep, prefix, dense_moa,\n" \
+    "                           soft_moa; the paper's Table 1: lora_paper,\n"     \
+    "                           adapter_pfeiffer_paper, adapter_houlsby_paper,\n" \
+    "                           conformer_paper_speech, conformer_paper_audio,\n" \
+    "                           prompt_shallow_paper, prompt_deep_paper,\n"       \
+    "                           prefix_paper (docs/METHODS.md)\n"                 \
     "  --set key=value          a method setting, e.g. lora.rank=8 (repeatable)\n" \
     "  --pool P                 all, cls, cls_dist, prompts, speech, prompts+speech\n" \
     "  --frames T               input frames (max_length)\n"                   \

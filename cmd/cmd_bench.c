@@ -106,20 +106,22 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     ast_init_weights(&m, 1, backbone != NULL);
-    if (backbone && backbone_load(&m, backbone, 0, args_backbone_cache(cache), &err)) {
+    petal_err warn;
+    if (backbone && backbone_load(&m, backbone, 0, args_backbone_cache(cache), &warn, &err)) {
         fprintf(stderr, "petal bench: %s\n", err.msg);
         ast_model_free(&m);
         return 2;
     }
+    if (backbone) args_warn(&warn);
     const char *share = args_backbone_cache(cache);
     if (!strcmp(dtype, "bf16")) {
-        char warn[1200];
-        if (ast_model_use_bf16(&m, backbone ? share : NULL, warn, sizeof warn, &err)) {
+        char bwarn[1200];
+        if (ast_model_use_bf16(&m, backbone ? share : NULL, bwarn, sizeof bwarn, &err)) {
             fprintf(stderr, "petal bench: %s\n", err.msg);
             ast_model_free(&m);
             return 2;
         }
-        if (warn[0]) fprintf(stderr, "petal bench: %s\n", warn);
+        if (bwarn[0]) fprintf(stderr, "petal bench: %s\n", bwarn);
     }
     double shared_mib = m.params.nshared / 1048576.0, bf16_mib = m.n16 * 2.0 / 1048576.0;
     float *x = petal_falloc((size_t)batch * cfg.frames * cfg.F);

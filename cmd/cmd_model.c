@@ -14,7 +14,9 @@ static const char usage[] =
     "       petal model import --hf DIR --out FILE.h5 [--frames T]\n"
     "       petal model init --size tiny|small|base --out FILE.h5 [--frames T] [--seed S]\n"
     "                        [--classes K]\n"
-    "params: prints trainable and total parameter counts and the trainable percentage.\n"
+    "params: prints trainable and total parameter counts, the trainable percentage and\n"
+    "  paper=, the count as arXiv 2312.03694 reports it (without the classifier and\n"
+    "  the final LayerNorm; linear probing counts both, BitFit the final LN bias).\n"
     MODEL_OPTS_HELP
     "  --list                   also list every tensor with its shape and flag\n"
     "import: reads DIR/config.json and DIR/model.safetensors (ASTModel or\n"
@@ -159,9 +161,10 @@ int cmd_model(int argc, char **argv) {
                    m.params.rows[i].trainable ? "trainable" : "frozen");
         }
     }
-    size_t tr = param_count(&m.params, 1), all = param_count(&m.params, 0);
-    printf("method=%s trainable=%zu total=%zu percent=%.4f\n", ast_method_name(&meth), tr, all,
-           100.0 * (double)tr / (double)all);
+    size_t tr, paper, all;
+    ast_param_counts(&m, &tr, &paper, &all);
+    printf("method=%s trainable=%zu total=%zu percent=%.4f paper=%zu\n", ast_method_name(&meth),
+           tr, all, 100.0 * (double)tr / (double)all, paper);
     ast_model_free(&m);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "core/fbank.h"
 #include "core/predict.h"
 #include "core/threads.h"
+#include "core/checkpoint.h"
 #include "core/trial.h"
 
 static const char usage[] =
@@ -31,38 +32,34 @@ static void print_field(const char *s) {
     for (; *s; s++) putchar(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s);
 }
 
-// Builds the model of a trial checkpoint: its settings, backbone and best state.
+// Builds the model of a trial checkpoint: its settings (the trial's identity
+// text, core/settings.h), backbone and best state.
 static int model_from_checkpoint(ast_model *m, char ***labels, int *K, const char *ckpt,
                                  const char *share_dir, petal_err *err) {
     char *text = NULL;
-    int st = checkpoint_read_meta(&text, K, labels, ckpt, err);
+    int st = checkpoint_read_meta(&text, K, labels, ckpt, err), finished = 1;
     config_kv kv = {0};
-    trial_spec ts;
+    trial_settings ts;
     ast_config cfg;
+    petal_err warn;
     if (!st) st = config_parse_yaml(&kv, text, ckpt, err);
-    const char *fold = st ? NULL : config_get(&kv, "fold");
-    if (fold) {  // the fold is part of a checkpoint's identity, not a trial setting
-        char f[32];
-        snprintf(f, sizeof f, "%s", fold);
-        for (int i = 0; i < kv.n; i++)
-            if (!strcmp(kv.e[i].key, "fold")) kv.e[i].key[0] = 0;
-        config_set(&kv, "dataset.fold", f, ckpt, 0, 0);
-    }
-    config_kv clean = {0};
-    for (int i = 0; !st && i < kv.n; i++)
-        if (kv.e[i].key[0]) config_set(&clean, kv.e[i].key, kv.e[i].value, ckpt, 0, 0);
-    if (!st) st = trial_spec_resolve(&ts, &clean, err);
+    if (!st) st = trial_settings_resolve(&ts, &kv, err);
     if (!st) st = trial_model_config(&cfg, &ts, *K, err);
     if (!st) st = ast_model_init(m, &cfg, &ts.method, 1, err);
     // As the trainer built it: seeded initialisation, then the backbone file's rows.
     if (!st) ast_init_weights(m, ts.seed, ts.backbone[0] != 0);
-    if (!st && ts.backbone[0] && (st = backbone_load(m, ts.backbone, 0, share_dir, err))) ast_model_free(m);
-    if (!st && (st = checkpoint_load_best(m, ckpt, err))) ast_model_free(m);
+    if (!st && ts.backbone[0] && (st = backbone_load(m, ts.backbone, 0, share_dir, &warn, err)))
+        ast_model_free(m);
+    if (!st && ts.backbone[0]) args_warn(&warn);
+    if (!st && (st = checkpoint_load_best(m, &finished, ckpt, err))) ast_model_free(m);
+    if (!st && !finished)
+        fprintf(stderr, "petal: %s: the trial has not finished; using its best state so far\n",
+                ckpt);
     // A bf16 trial predicts as it was tested: the frozen GEMM weights in bf16.
-    if (!st && ts.bf16 && (st = ast_model_use_bf16(m, ts.backbone[0] ? share_dir : NULL, NULL, 0, err)))
+    if (!st && ts.bf16 &&
+        (st = ast_model_use_bf16(m, ts.backbone[0] ? share_dir : NULL, NULL, 0, err)))
         ast_model_free(m);
     config_free(&kv);
-    config_free(&clean);
     free(text);
     return st;
 }
@@ -100,6 +97,7 @@ int cmd_predict(int argc, char **argv) {
     ast_config cfg;
     ast_method meth;
     ast_model m;
+    petal_err warn;
     char **labels = NULL;
     int K = 0, st;
     if (cpath) {
@@ -112,7 +110,9 @@ int cmd_predict(int argc, char **argv) {
                             "an ASTForAudioClassification checkpoint)", bpath);
         if (!st) st = ast_method_parse(&meth, "linear", &err);
         if (!st) st = ast_model_init(&m, &cfg, &meth, 1, &err);
-        if (!st && (st = backbone_load(&m, bpath, 1, args_backbone_cache(cache), &err))) ast_model_free(&m);
+        if (!st && (st = backbone_load(&m, bpath, 1, args_backbone_cache(cache), &warn, &err)))
+            ast_model_free(&m);
+        if (!st) args_warn(&warn);
     }
     if (st) {
         fprintf(stderr, "petal predict: %s\n", err.msg);

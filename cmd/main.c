@@ -20,6 +20,8 @@ static const subcommand subcommands[] = {
     {"predict", cmd_predict, "classify audio files with a backbone's classifier"},
     {"bench", cmd_bench, "time one training step configuration (one bench line)"},
     {"data", cmd_data, "audio front end and datasets (fbank, synth corpora)"},
+    {"sweep", cmd_sweep, "run a study (YAML spec) into a results store, in one process or over MPI"},
+    {"results", cmd_results, "check, repair and list a results store"},
     {"demo", cmd_demo, "the small embedded study that `make demo` runs"},
 };
 #define NSUB (int)(sizeof subcommands / sizeof subcommands[0])

@@ -1,7 +1,8 @@
 // ==== Adapters: bottleneck (down, GELU, up) and the Conformer convolution block ==
 // Conformer: LayerNorm -> pointwise conv C->2D -> GLU -> depthwise conv over the
 // T tokens (kernel k, zero 'same' padding) -> BatchNorm -> SiLU -> pointwise D->C.
-// Pointwise convs over tokens are linear layers on (N, C) rows.
+// Pointwise convs over tokens are linear layers on (N, C) rows. Without LayerNorm
+// tensors (adapter.norm: discarded, the reference's behaviour) pw1 reads u itself.
 #include <math.h>
 #include <string.h>
 
@@ -18,7 +19,10 @@ size_t adapter_scratch_floats(int conformer, int N, int C, int D) {
     return conformer ? (size_t)N * (2 * (size_t)C + 5 * (size_t)D) : (size_t)N * D;
 }
 
-// c (B, T, D) = depthwise conv of g over tokens, per example, plus bias.
+// c (B, T, D) = depthwise conv of g over tokens, per example, plus bias, with
+// PyTorch's padding="same": (k-1)/2 zeros on the left, k/2 on the right (equal
+// for odd k; one more on the right for even k), so
+// c[t] = bias + sum_j w[j] g[t + j - (k-1)/2] over the taps inside [0, T).
 static void depthwise_forward(float *c, const float *g, const float *w, const float *bias, int B,
                               int T, int D, int k) {
     int pad = (k - 1) / 2;
@@ -76,8 +80,13 @@ void adapter_forward(float *out, adapter_acts *a, const float *u, const adapter_
         linear_forward(out, a->act, w->up_w, w->up_b, N, D, C);
         return;
     }
-    layernorm_forward(a->nout, a->nmean, a->nrstd, u, w->norm_w, w->norm_b, ADAPTER_LN_EPS, N, C);
-    linear_forward(a->p, a->nout, w->pw1_w, w->pw1_b, N, C, 2 * D);
+    const float *n = u;
+    if (w->norm_w) {
+        layernorm_forward(a->nout, a->nmean, a->nrstd, u, w->norm_w, w->norm_b, ADAPTER_LN_EPS, N,
+                          C);
+        n = a->nout;
+    }
+    linear_forward(a->p, n, w->pw1_w, w->pw1_b, N, C, 2 * D);
     double t0 = prof_start();
     for (size_t n = 0; n < (size_t)N; n++)
         for (int d = 0; d < D; d++)
@@ -130,7 +139,7 @@ void adapter_backward(float *du, const adapter_tensors *g, float *scratch, const
     float *dn = scratch, *dp = dn + (size_t)N * C, *dg = dp + (size_t)N * 2 * D;
     float *dc = dg + (size_t)N * D, *dy = dc + (size_t)N * D, *nout = dy + (size_t)N * D;
     // The LayerNorm output is not kept: rebuilt from u and its statistics.
-    layernorm_apply(nout, u, a->nmean, a->nrstd, w->norm_w, w->norm_b, N, C);
+    if (w->norm_w) layernorm_apply(nout, u, a->nmean, a->nrstd, w->norm_w, w->norm_b, N, C);
     linear_backward(dy, g->pw2_w, g->pw2_b, dout, a->s, w->pw2_w, N, D, C);
     double t0 = prof_start();
     for (size_t i = 0; i < (size_t)N * D; i++) {  // SiLU'
@@ -165,6 +174,11 @@ void adapter_backward(float *du, const adapter_tensors *g, float *scratch, const
             dp[n * 2 * D + D + d] = dg[n * D + d] * x1 * sg * (1.0f - sg);
         }
     prof_stop(PROF_ADAPTER, t0);
+    if (!w->norm_w) {  // pw1 read u
+        linear_backward(NULL, g->pw1_w, g->pw1_b, dp, u, NULL, N, C, 2 * D);
+        if (du) linear_input_backward(du, dp, w->pw1_w, N, C, 2 * D, 1.0f);
+        return;
+    }
     linear_backward(dn, g->pw1_w, g->pw1_b, dp, nout, w->pw1_w, N, C, 2 * D);
     layernorm_backward(du, g->norm_w, g->norm_b, dn, u, w->norm_w, a->nmean, a->nrstd, N, C);
 }

@@ -172,6 +172,13 @@ int ast_model_init(ast_model *m, const ast_config *cfg, const ast_method *method
 int ast_model_init_layerwise(ast_model *m, const ast_config *cfg, const ast_method *method,
                              int max_batch, petal_err *err);
 void ast_model_free(ast_model *m);
+// Parameter counts as `petal model params` prints them: trainable (rows that
+// train, plus inert rows the reference counts: see param_row.inert), total
+// (every row, BatchNorm buffers included), and the paper's way (arXiv 2312.03694
+// Table 1): trainable without the classifier and the final LayerNorm, except
+// that linear probing, which trains nothing else, counts them, and BitFit
+// counts the final LayerNorm's bias (one of its biases).
+void ast_param_counts(const ast_model *m, size_t *trainable, size_t *paper, size_t *total);
 // Seeded initialisation of every tensor by its row's rule: HF's for the
 // backbone (N(0, 0.02) truncated, biases 0, LayerNorm (1, 0)), docs/METHODS.md
 // for the methods' own tensors (neutral: the model starts equal to the backbone).

@@ -489,7 +489,7 @@ static void prune_images(const char *dir, const char *keep) {
 // warning says why; the caller loads privately) or when less than 64 KiB of
 // the backbone is frozen. Returns a load error only.
 static int share_backbone(int *shared, ast_model *m, const char *path, const char *dir,
-                          int file_frames, petal_err *err) {
+                          int file_frames, petal_err *warn, petal_err *err) {
     *shared = 0;
     param_table *t = &m->params;
     size_t frozen = 0;
@@ -542,8 +542,8 @@ static int share_backbone(int *shared, ast_model *m, const char *path, const cha
     t->nshared = (size_t)mapped;
     *shared = 1;
 out:
-    if (!st && !*shared)
-        fprintf(stderr, "petal: %s; loading a private copy of the backbone\n", why.msg);
+    if (!st && !*shared && why.msg[0])
+        petal_fail(warn, PETAL_OK, "%s; loading a private copy of the backbone", why.msg);
     if (fd >= 0) close(fd);
     if (lfd >= 0) close(lfd);
     free(hdr);
@@ -551,12 +551,13 @@ out:
 }
 
 int backbone_load(ast_model *m, const char *path, int with_head, const char *share_dir,
-                  petal_err *err) {
+                  petal_err *warn, petal_err *err) {
+    if (warn) warn->msg[0] = 0;
     int file_frames = 0, st = check_sizes(m, path, with_head, &file_frames, err);
     if (st) return st;
     if (share_dir) {
         int shared = 0;
-        if ((st = share_backbone(&shared, m, path, share_dir, file_frames, err))) return st;
+        if ((st = share_backbone(&shared, m, path, share_dir, file_frames, warn, err))) return st;
         if (shared) return with_head ? load_rows(m, path, 0, 1, file_frames, err) : PETAL_OK;
     }
     return load_rows(m, path, 1, with_head, file_frames, err);

@@ -39,11 +39,12 @@ void backbone_labels_free(char **labels, int K);
 // With share_dir non-NULL the frozen backbone rows are mapped from a node-wide
 // image of the file kept in share_dir (one copy in memory however many
 // processes train on it; m->params.nshared says how many bytes); if the image
-// cannot be made or mapped a warning says why and the load is private.
+// cannot be made or mapped, the load is private and *warn (may be NULL) says
+// why; warn->msg is empty otherwise.
 // Call after ast_init_weights(m, seed, 1): the rows' pages are then never
 // written, so they cost no private memory.
 int backbone_load(ast_model *m, const char *path, int with_head, const char *share_dir,
-                  petal_err *err);
+                  petal_err *warn, petal_err *err);
 
 // Position embeddings (1, 2 + f_dim*t_old, C) -> (1, 2 + f_dim*t_new, C):
 // the CLS and distillation rows are copied; the patch rows, viewed as a

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "core/h5.h"
-#include "core/trial.h"
+#include "core/checkpoint.h"
 
 #define FORMAT "petal-checkpoint 1"
 
@@ -27,7 +27,7 @@ static int fsync_path(const char *path, int dir) {
     return r;
 }
 
-int trainer_save(const trainer *t, const char *path, const char *config_text, petal_err *err) {
+int checkpoint_save(const trainer *t, const char *path, const char *config_text, petal_err *err) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     h5_quiet quiet = h5_quiet_begin();  // petal reports HDF5 errors itself
@@ -84,7 +84,7 @@ int trainer_save(const trainer *t, const char *path, const char *config_text, pe
     return PETAL_OK;
 }
 
-int trainer_load(trainer *t, const char *path, const char *config_text, petal_err *err) {
+int checkpoint_load(trainer *t, const char *path, const char *config_text, petal_err *err) {
     h5_quiet quiet = h5_quiet_begin();  // petal reports HDF5 errors itself
     int st = PETAL_OK;
     char *format = NULL, *config = NULL;
@@ -183,7 +183,7 @@ void checkpoint_labels_free(char **labels, int K) {
     free(labels);
 }
 
-int checkpoint_load_best(ast_model *m, const char *path, petal_err *err) {
+int checkpoint_load_best(ast_model *m, int *finished, const char *path, petal_err *err) {
     size_t n = param_count_selected(&m->params, PARAM_STATE);
     float *best = petal_falloc(n ? n : 1);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -197,8 +197,6 @@ int checkpoint_load_best(ast_model *m, const char *path, petal_err *err) {
     if (bad)
         return petal_fail(err, PETAL_EINPUT, "%s: no best state for this model in the checkpoint",
                           path);
-    if (!done)
-        fprintf(stderr, "petal: %s: the trial has not finished; using its best state so far\n",
-                path);
+    *finished = done != 0;
     return PETAL_OK;
 }

@@ -20,6 +20,16 @@ int petal_fail(petal_err *err, int status, const char *fmt, ...) {
     return status;
 }
 
+void petal_note(const petal_notes *n, const char *fmt, ...) {
+    if (!n || !n->fn) return;
+    char line[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    n->fn(n->ctx, line);
+}
+
 void petal_oom(size_t bytes) {
     fprintf(stderr, "petal: out of memory allocating %zu bytes\n", bytes);
     abort();

@@ -32,6 +32,15 @@ typedef struct {
 int petal_fail(petal_err *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+// Progress and warning lines from the core reach the caller through this hook
+// (the core never prints): fn gets one line without its newline. A NULL
+// hook, or a NULL fn, drops them.
+typedef struct {
+    void (*fn)(void *ctx, const char *line);
+    void *ctx;
+} petal_notes;
+void petal_note(const petal_notes *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 // malloc/calloc that abort with a message when memory is exhausted.
 void *petal_malloc(size_t bytes);
 void *petal_calloc(size_t n, size_t size);

@@ -51,7 +51,7 @@ static int mkdirs(const char *path, petal_err *err) {
     return PETAL_OK;
 }
 
-int trial_data_folds(int *n_folds, const trial_spec *ts, petal_err *err) {
+int trial_data_folds(int *n_folds, const trial_settings *ts, petal_err *err) {
     *n_folds = 1;
     if (!strcmp(ts->layout, "synthetic")) return PETAL_OK;
     dataset ds;
@@ -62,7 +62,7 @@ int trial_data_folds(int *n_folds, const trial_spec *ts, petal_err *err) {
     return PETAL_OK;
 }
 
-static void synthetic(trial_data *d, const trial_spec *ts) {
+static void synthetic(trial_data *d, const trial_settings *ts) {
     // Learnable synthetic features (core/train.h): 5 classes, 96 / 48 / 48 examples.
     d->K = 5;
     d->classes = petal_calloc((size_t)d->K, sizeof(char *));
@@ -79,7 +79,8 @@ static void synthetic(trial_data *d, const trial_spec *ts) {
     }
 }
 
-int trial_data_load(trial_data *d, const trial_spec *ts, int fold, FILE *log, petal_err *err) {
+int trial_data_load(trial_data *d, const trial_settings *ts, int fold, const petal_notes *notes,
+                    petal_err *err) {
     memset(d, 0, sizeof *d);
     d->F = ts->mel_bins;
     d->frames = ts->frames;
@@ -107,9 +108,9 @@ int trial_data_load(trial_data *d, const trial_spec *ts, int fold, FILE *log, pe
         n[0] = dataset_fewshot(sub, counts, &ds, idx[0], n[0], ts->shots, ts->seed,
                                ts->fewshot_first ? FEWSHOT_FIRST : FEWSHOT_UNIFORM);
         char msg[1024];
-        if (dataset_fewshot_short(msg, sizeof msg, &ds, counts, ts->shots) && log)
-            fprintf(log, "few-shot: classes with fewer than %d training examples: %s\n",
-                    ts->shots, msg);
+        if (dataset_fewshot_short(msg, sizeof msg, &ds, counts, ts->shots))
+            petal_note(notes, "few-shot: classes with fewer than %d training examples: %s",
+                       ts->shots, msg);
         free(idx[0]);
         idx[0] = sub;
         free(counts);
@@ -143,9 +144,9 @@ int trial_data_load(trial_data *d, const trial_spec *ts, int fold, FILE *log, pe
     if (!st)
         st = featcache_open(&cache, &stats, file, params, paths, total, fc.max_length,
                             fc.mel_bins, extract, &ctx, err);
-    if (!st && log)
-        fprintf(log, "features: %d clips (%d computed, %d from the cache %s) in %.1f s\n", total,
-                stats.computed, stats.reused, file, petal_now() - t0);
+    if (!st)
+        petal_note(notes, "features: %d clips (%d computed, %d from the cache %s) in %.1f s", total,
+                   stats.computed, stats.reused, file, petal_now() - t0);
     size_t ex = (size_t)fc.max_length * fc.mel_bins;
     for (int s = 0, first = 0; s < 3 && !st; first += n[s], s++) {
         float *x = petal_falloc((size_t)(n[s] ? n[s] : 1) * ex);

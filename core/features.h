@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 #include "core/train.h"
-#include "core/trialspec.h"
+#include "core/trial.h"
 
 typedef struct {
     feature_set split[3];  // train, valid (n 0 without a valid set), test; owned
@@ -16,10 +16,11 @@ typedef struct {
     int F, frames;         // feature shape
 } trial_data;
 
-// Loads fold `fold` (1-based) of ts's dataset. Progress lines go to log when
-// non-NULL. Errors name the dataset file or audio file at fault.
-int trial_data_load(trial_data *d, const trial_spec *ts, int fold, FILE *log, petal_err *err);
+// Loads fold `fold` (1-based) of ts's dataset. Progress lines go to notes.
+// Errors name the dataset file or audio file at fault.
+int trial_data_load(trial_data *d, const trial_settings *ts, int fold, const petal_notes *notes,
+                    petal_err *err);
 // Folds of ts's dataset protocol without loading features (1 for fixed splits).
-int trial_data_folds(int *n_folds, const trial_spec *ts, petal_err *err);
+int trial_data_folds(int *n_folds, const trial_settings *ts, petal_err *err);
 void trial_data_free(trial_data *d);
 #endif

@@ -115,11 +115,13 @@ static int add(builder *bd, float **w, float **g, int slot, int trainable, int b
     return r;
 }
 
-// Does the base method train this backbone tensor? kind: 'w' weight, 'b' bias,
-// 'e' embedding token/position.
+// Does the base method train this backbone tensor? kind: 'w' weight, 'b' bias
+// of a Linear or LayerNorm, 'p' the patch projection's bias (a Conv2d: the
+// reference's BitFit leaves it frozen), 'e' embedding token/position.
 static int base_trains(const ast_method *m, char kind) {
     if (m->base == METHOD_FULL) return 1;
     if (m->base == METHOD_BITFIT) return kind == 'b';
+    if (m->base == METHOD_BITFIT_PETAL) return kind == 'b' || kind == 'p';
     return 0;
 }
 
@@ -150,10 +152,21 @@ static void add_adapter(builder *bd, adapter_tensors *w, adapter_tensors *g, int
     }
     int k = ad->kernel;
     float kk = 1.0f / sqrtf((float)k);
-    add(bd, &w->norm_w, &g->norm_w, slot, 1, 0, ONE, 1, C, 0, 0, 0,
-        "encoder.layer.%d.adapter_%s.norm.weight", l, s);
-    add(bd, &w->norm_b, &g->norm_b, slot, 1, 0, ZERO, 1, C, 0, 0, 0,
-        "encoder.layer.%d.adapter_%s.norm.bias", l, s);
+    if (ad->norm_discarded) {
+        // The reference's LayerNorm: it exists and counts as trainable, but its
+        // output is discarded, so it gets no gradient and never changes. No
+        // pointers bound: adapter_forward sees norm_w == NULL and skips it.
+        for (int i = 0; i < 2; i++) {
+            int r = add(bd, NULL, NULL, slot, 0, 0, i ? PARAM_INIT_ZERO : PARAM_INIT_ONE, 0.0f, 1, C, 0, 0, 0,
+                        "encoder.layer.%d.adapter_%s.norm.%s", l, s, i ? "bias" : "weight");
+            bd->m->params.rows[r].inert = 1;
+        }
+    } else {
+        add(bd, &w->norm_w, &g->norm_w, slot, 1, 0, ONE, 1, C, 0, 0, 0,
+            "encoder.layer.%d.adapter_%s.norm.weight", l, s);
+        add(bd, &w->norm_b, &g->norm_b, slot, 1, 0, ZERO, 1, C, 0, 0, 0,
+            "encoder.layer.%d.adapter_%s.norm.bias", l, s);
+    }
     add(bd, &w->pw1_w, &g->pw1_w, slot, 1, 0, UNIF(kaim), 2, 2 * D, C, 0, 0,
         "encoder.layer.%d.adapter_%s.pw1.weight", l, s);
     add(bd, &w->pw1_b, &g->pw1_b, slot, 1, 0, UNIF(kaim), 1, 2 * D, 0, 0, 0,
@@ -172,10 +185,20 @@ static void add_adapter(builder *bd, adapter_tensors *w, adapter_tensors *g, int
     r = add(bd, &w->bn_var, NULL, slot, 0, 0, ONE, 1, D, 0, 0, 0,
             "encoder.layer.%d.adapter_%s.bn.running_var", l, s);
     bd->m->params.rows[r].buffer = 1;
-    add(bd, &w->pw2_w, &g->pw2_w, slot, 1, 0, ZERO, 2, C, D, 0, 0,
-        "encoder.layer.%d.adapter_%s.pw2.weight", l, s);
-    add(bd, &w->pw2_b, &g->pw2_b, slot, 1, 0, ZERO, 1, C, 0, 0, 0,
-        "encoder.layer.%d.adapter_%s.pw2.bias", l, s);
+    // petal: zero (the adapter starts neutral); reference: torch's Conv1d default,
+    // U(+-1/sqrt(D)) for weight and bias (the model starts away from the backbone).
+    float pw2 = 1.0f / sqrtf((float)D);
+    if (ad->init_reference) {
+        add(bd, &w->pw2_w, &g->pw2_w, slot, 1, 0, UNIF(pw2), 2, C, D, 0, 0,
+            "encoder.layer.%d.adapter_%s.pw2.weight", l, s);
+        add(bd, &w->pw2_b, &g->pw2_b, slot, 1, 0, UNIF(pw2), 1, C, 0, 0, 0,
+            "encoder.layer.%d.adapter_%s.pw2.bias", l, s);
+    } else {
+        add(bd, &w->pw2_w, &g->pw2_w, slot, 1, 0, ZERO, 2, C, D, 0, 0,
+            "encoder.layer.%d.adapter_%s.pw2.weight", l, s);
+        add(bd, &w->pw2_b, &g->pw2_b, slot, 1, 0, ZERO, 1, C, 0, 0, 0,
+            "encoder.layer.%d.adapter_%s.pw2.bias", l, s);
+    }
 }
 
 static void add_moa(builder *bd, moa_tensors *w, moa_tensors *g, int l, int site,
@@ -212,6 +235,23 @@ static void add_moa(builder *bd, moa_tensors *w, moa_tensors *g, int l, int site
     }
 }
 
+void ast_param_counts(const ast_model *m, size_t *trainable, size_t *paper, size_t *total) {
+    const param_table *t = &m->params;
+    int bitfit = m->method.base == METHOD_BITFIT || m->method.base == METHOD_BITFIT_PETAL;
+    size_t tr = param_count(t, 1), head = 0;  // head: classifier + final LN rows excluded
+    for (int i = 0; i < t->nrows; i++) {
+        const param_row *r = &t->rows[i];
+        if (!r->trainable && !r->inert) continue;
+        int final_ln = !strcmp(r->name, "layernorm.weight") || !strcmp(r->name, "layernorm.bias");
+        if (!strncmp(r->name, "classifier.", 11) ||
+            (final_ln && !(bitfit && !strcmp(r->name, "layernorm.bias"))))
+            head += r->n;
+    }
+    *trainable = tr;
+    *paper = head == tr ? tr : tr - head;  // linear probing counts its head
+    *total = param_count(t, 0);
+}
+
 static void build_table(ast_model *m) {
     const ast_config *c = &m->cfg;
     const ast_method *me = &m->method;
@@ -234,7 +274,7 @@ static void build_table(ast_model *m) {
         "embeddings.position_embeddings");
     add(&bd, &w->patch_w, &g->patch_w, -1, base_trains(me, 'w'), 1, TRUNC, 4, C, 1, c->patch,
         c->patch, "embeddings.patch_embeddings.projection.weight");
-    add(&bd, &w->patch_b, &g->patch_b, -1, base_trains(me, 'b'), 1, ZERO, 1, C, 0, 0, 0,
+    add(&bd, &w->patch_b, &g->patch_b, -1, base_trains(me, 'p'), 1, ZERO, 1, C, 0, 0, 0,
         "embeddings.patch_embeddings.projection.bias");
     if (m->NPR) {
         add(&bd, &w->prompt, &g->prompt, -1, 1, 0, UNIF(pv), 3, 1, m->NPR, C, 0,
@@ -305,7 +345,12 @@ static void build_table(ast_model *m) {
         if (has_moa && mo->at_mhsa) add_moa(&bd, &lw->moa[0], &lg->moa[0], l, 0, mo, C, m->MD);
         if (has_moa && mo->at_ffn) add_moa(&bd, &lw->moa[1], &lg->moa[1], l, 1, mo, C, m->MD);
     }
-    add(&bd, &w->lnf_w, &g->lnf_w, 2 * L, 1, 1, ONE, 1, C, 0, 0, 0, "layernorm.weight");
+    // The final LayerNorm trains in every method (linear probing's part of each
+    // hook method), except its weight under the reference's BitFit alone.
+    int hooks = me->lora.targets || ad->at_mhsa || ad->at_ffn || me->prompt.tokens ||
+                me->prefix.tokens || has_moa;
+    add(&bd, &w->lnf_w, &g->lnf_w, 2 * L, me->base != METHOD_BITFIT || hooks, 1, ONE, 1, C, 0,
+        0, 0, "layernorm.weight");
     add(&bd, &w->lnf_b, &g->lnf_b, 2 * L, 1, 1, ZERO, 1, C, 0, 0, 0, "layernorm.bias");
     if (c->head_ln) {
         add(&bd, &w->hln_w, &g->hln_w, 2 * L, 1, 0, ONE, 1, C, 0, 0, 0,
@@ -790,6 +835,7 @@ static void site_forward(ast_model *m, ast_layer_acts *la, int l, int s, float *
         if (adc->residual) add_into(u, ln, NC);
         sin = u;
     }
+    int seq_add = has_ad && adc->seq_add;  // part = S(a) + a
     float *sout = has_ad && adc->after ? la->sout[s] : a->fsub;
     if (s) ffn_forward(m, la, l, sout, sin, B);
     else mhsa_forward(m, la, l, sout, sin, B);
@@ -797,6 +843,7 @@ static void site_forward(ast_model *m, ast_layer_acts *la, int l, int s, float *
     const float *parts[4];
     int np = 0;
     if (!has_ad || !adc->sequential || !adc->after) parts[np++] = sout;
+    if (seq_add) parts[np++] = sin;
     if (has_ad && !(adc->sequential && !adc->after)) {
         const float *ain = adc->after ? sout : ln;
         adapter_forward(a->ftmp, av, ain, &w->ad[s], conf, m->training, B, m->T, C, D,
@@ -1020,6 +1067,7 @@ static void site_backward(ast_model *m, int l, int s, int B) {
     if (s) ffn_backward(m, la, l, dsin, beta, dsub, sin, B);
     else mhsa_backward(m, la, l, dsin, beta, dsub, sin, B);
     if (p.seq_before) {
+        if (adc->seq_add) add_into(a->dsin, dy, NC);  // a also reaches the output directly
         adapter_backward(dln, ag, a->dad, dsin, ln, av, aw, conf, B, m->T, C, D, adc->kernel);
         if (adc->residual && dln) add_into(dln, dsin, NC);
     }

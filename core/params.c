@@ -121,7 +121,8 @@ float *param_grad(const param_table *t, int row) {
 size_t param_count(const param_table *t, int trainable_only) {
     size_t n = 0;
     for (int i = 0; i < t->nrows; i++)
-        if (!trainable_only || t->rows[i].trainable) n += t->rows[i].n;
+        if (trainable_only ? t->rows[i].trainable || t->rows[i].inert : !t->rows[i].buffer)
+            n += t->rows[i].n;
     return n;
 }
 

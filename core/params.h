@@ -27,6 +27,9 @@ typedef struct {
     unsigned char trainable, decay;
     unsigned char backbone;  // part of an imported/pretrained backbone (else a method's own)
     unsigned char buffer;    // state that is not trained (BatchNorm running statistics)
+    unsigned char inert;     // frozen and never read, yet counted as trainable: the
+                             // reference's discarded Conformer LayerNorm (requires_grad,
+                             // no gradient ever); see param_count
     unsigned char init;      // PARAM_INIT_*
     float init_scale;        // std or bound of the initialiser
 } param_row;
@@ -64,7 +67,9 @@ float *param_data(const param_table *t, int row);
 float *param_grad(const param_table *t, int row);
 // adamw_apply's `layer` for every row (-1 is the rows outside the encoder layers).
 #define PARAM_EVERY_LAYER (-2)
-// Counts elements: all rows, or only trainable ones.
+// Counts parameter elements: every row but the buffers (BatchNorm running
+// statistics), or only trainable ones (inert rows included: they count as the
+// reference counts them).
 size_t param_count(const param_table *t, int trainable_only);
 // Lowest `slot` among trainable rows (the backward can stop there);
 // INT_MAX when nothing is trainable.

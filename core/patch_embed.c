@@ -1,7 +1,7 @@
 // ==== Patch embedding: Conv2d(1 -> C, P x P, stride (fs, ts)) as im2col + GEMM ==
 // HF transposes the (frames, F) fbank to a (1, F, frames) image, so the
 // kernel's first axis runs over mel bins and its second over frames. Prompt
-// tuning puts its tokens where the distillation token was (REFERENCE.md).
+// tuning puts its tokens where the distillation token was (docs/METHODS.md).
 #include <string.h>
 
 #include "core/ops.h"

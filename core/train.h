@@ -1,5 +1,5 @@
-// In-memory feature sets, evaluation over one, and learnable synthetic
-// features. The trainer (core/trial.h) builds on these.
+// In-memory feature sets, the optimizer step, and learnable synthetic
+// features. The trainer (core/trainer.h) builds on these.
 #ifndef PETAL_TRAIN_H
 #define PETAL_TRAIN_H
 #include "core/adamw.h"
@@ -11,15 +11,6 @@ typedef struct {
     const int *y;    // (n)
     int n;
 } feature_set;
-
-typedef struct {
-    double loss;  // mean over examples
-    double acc;   // fraction correct
-    double seconds;
-} epoch_stats;
-
-// Forward only (BatchNorm on running statistics), in batches of the model's Bm.
-void evaluate(epoch_stats *out, ast_model *m, const feature_set *data);
 
 // The optimizer step after a training forward: the backward, with AdamW
 // (started at lr) applied to each encoder layer as soon as its gradients are

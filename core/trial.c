@@ -1,250 +1,311 @@
-// ==== The trainer: steps, epochs, validation, best copy, test =====================
+// ==== A trial: settings -> every fold through the trainer -> a record ============
 #include "core/trial.h"
-
-#include "core/backbone.h"
 
 #include <math.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-static void new_order(trainer *t) {
-    for (int i = 0; i < t->train->n; i++) t->order[i] = i;
-    petal_rng_shuffle(&t->rng, t->order, t->train->n);
-}
+#include "core/backbone.h"
+#include "core/checkpoint.h"
+#include "core/features.h"
 
-int trainer_init(trainer *t, const ast_config *cfg, const ast_method *meth,
-                 const trial_config *tc, const feature_set *train, const feature_set *valid,
-                 const feature_set *test, const char *backbone, petal_err *err) {
-    memset(t, 0, sizeof *t);
-    t->tc = *tc;
-    t->train = train;
-    t->valid = valid && valid->n ? valid : NULL;
-    t->test = test;
-    t->stop_at_step = -1;
-    int st = ast_model_init_layerwise(&t->m, cfg, meth, tc->batch, err);
-    if (st) return st;
-    ast_init_weights(&t->m, tc->seed, backbone != NULL);
-    if (backbone && (st = backbone_load(&t->m, backbone, 0, tc->share_dir, err))) {
-        ast_model_free(&t->m);
-        return st;
-    }
-    if (tc->bf16 && (st = ast_model_use_bf16(&t->m, backbone ? tc->share_dir : NULL, NULL, 0,
-                                             err))) {
-        ast_model_free(&t->m);
-        return st;
-    }
-    adamw_init(&t->opt, &tc->opt, &t->m.params);
-    petal_rng_seed(&t->rng, tc->seed ^ 0x5eedULL);
-    t->total_steps = (long)tc->epochs * ((train->n + tc->batch - 1) / tc->batch);
-    t->order = petal_malloc(sizeof(int) * (size_t)(train->n ? train->n : 1));
-    new_order(t);
-    t->nbest = param_count_selected(&t->m.params, PARAM_STATE);
-    t->best = petal_falloc(t->nbest);
-    t->best_acc = -1.0;
-    t->hist = petal_calloc((size_t)(tc->epochs ? tc->epochs : 1), sizeof *t->hist);
-    size_t ex = (size_t)cfg->frames * cfg->F;
-    t->xb = petal_falloc((size_t)tc->batch * ex);
-    t->yb = petal_malloc(sizeof(int) * (size_t)tc->batch);
-    size_t n = (size_t)train->n + (t->valid ? (size_t)t->valid->n : 0) + (size_t)test->n;
-    t->fast = t->m.bw_floor >= 2 * cfg->L && !tc->aug &&
-              n * t->m.T * cfg->C * sizeof(float) <= TRAINER_FAST_BYTES;
-    t->eb = petal_falloc((size_t)tc->batch * t->m.T * cfg->C);
+// The reference recipe per dataset: max_len, batch, epochs, SpecAugment.
+static const struct {
+    const char *layout;
+    int frames, batch, epochs, specaug;
+} recipe[] = {
+    {"esc50", 500, 32, 50, 1}, {"us8k", 400, 32, 30, 1}, {"gsc", 100, 128, 75, 0},
+    {"fsc", 400, 32, 75, 0},   {"folder", 100, 32, 30, 0}, {"synthetic", 48, 8, 5, 0},
+};
+
+// A method key whose part the method does not have (lora.rank on an adapter
+// method, say) would be silently ignored: refuse it where it was written.
+static int check_families(const ast_method *m, const config_kv *kv, petal_err *err) {
+    static const struct {
+        const char *prefix, *part, *switch_on;
+    } fam[] = {{"lora.", "LoRA", "lora.targets"},     {"adapter.", "adapter", "adapter.type"},
+               {"prompt.", "prompt", "prompt.tokens"}, {"moa.", "mixture of adapters", "moa.kind"}};
+    int has[] = {m->lora.targets != 0, m->adapter.at_mhsa || m->adapter.at_ffn,
+                 m->prompt.tokens > 0, m->moa.kind != MOA_NONE};
+    for (int i = 0; i < kv->n; i++)
+        for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+            const char *k = kv->e[i].key;
+            if (strncmp(k, fam[f].prefix, strlen(fam[f].prefix)) || has[f]) continue;
+            if (!strcmp(k, "prompt.tokens")) continue;  // prompt.tokens: 0 is "no prompt"
+            char where[300];
+            config_where(where, sizeof where, &kv->e[i]);
+            return petal_fail(err, PETAL_EINPUT, "%s: %s: the method (%s) has no %s; set %s or "
+                              "choose a method with one", where, k, ast_method_name(m), fam[f].part,
+                              fam[f].switch_on);
+        }
     return PETAL_OK;
 }
 
-// The three sets' encoder outputs, made once (the frozen encoder never changes).
-static const feature_set *trainer_set(const trainer *t, int s) {
-    return s == 0 ? t->train : s == 1 ? t->valid : t->test;
-}
-
-static void make_encodings(trainer *t) {
-    size_t ex = (size_t)t->m.cfg.frames * t->m.cfg.F, row = (size_t)t->m.T * t->m.cfg.C;
-    for (int s = 0; s < 3; s++) {
-        const feature_set *d = trainer_set(t, s);
-        if (t->enc[s] || !d) continue;
-        t->enc[s] = petal_falloc((size_t)(d->n ? d->n : 1) * row);
-        for (int i = 0; i < d->n; i += t->m.Bm) {
-            int B = d->n - i < t->m.Bm ? d->n - i : t->m.Bm;
-            ast_encode(&t->m, t->enc[s] + (size_t)i * row, d->x + (size_t)i * ex, B);
-        }
-    }
-}
-
-// evaluate() on set s, from its encoder outputs when on the fast path.
-static void trainer_eval(epoch_stats *out, trainer *t, int s) {
-    const feature_set *d = trainer_set(t, s);
-    if (!t->fast) {
-        evaluate(out, &t->m, d);
-        return;
-    }
-    double t0 = petal_now(), loss_sum = 0.0;
-    size_t row = (size_t)t->m.T * t->m.cfg.C;
-    long right = 0;
-    for (int i = 0; i < d->n; i += t->m.Bm) {
-        int B = d->n - i < t->m.Bm ? d->n - i : t->m.Bm, correct = 0;
-        loss_sum += ast_forward_encoded(&t->m, t->enc[s] + (size_t)i * row, d->y + i, B, &correct) * B;
-        right += correct;
-    }
-    out->loss = d->n ? loss_sum / d->n : 0.0;
-    out->acc = d->n ? (double)right / d->n : 0.0;
-    out->seconds = petal_now() - t0;
-}
-
-void trainer_free(trainer *t) {
-    for (int s = 0; s < 3; s++) free(t->enc[s]);
-    free(t->eb);
-    adamw_free(&t->opt);
-    ast_model_free(&t->m);
-    free(t->order), free(t->best), free(t->hist), free(t->xb), free(t->yb);
-    memset(t, 0, sizeof *t);
-}
-
-// One optimizer step over the next batch of the current epoch.
-static int train_step(trainer *t, petal_err *err) {
-    const ast_config *c = &t->m.cfg;
-    size_t ex = (size_t)c->frames * c->F;
-    int n = t->train->n, B = n - t->pos < t->tc.batch ? n - t->pos : t->tc.batch, correct = 0;
-    size_t row = (size_t)t->m.T * c->C;
-    float *enc = t->fast ? t->eb : NULL;
-    for (int b = 0; b < B; b++) {
-        int i = t->order[t->pos + b];
-        t->yb[b] = t->train->y[i];
-        if (enc) {
-            memcpy(enc + b * row, t->enc[0] + (size_t)i * row, row * sizeof(float));
-            continue;
-        }
-        memcpy(t->xb + b * ex, t->train->x + (size_t)i * ex, ex * sizeof(float));
-        if (t->tc.aug) specaug_apply(t->xb + b * ex, &t->rng, t->tc.aug, c->frames, c->F);
-    }
-    t->m.training = 1;
-    double loss = enc ? ast_forward_encoded(&t->m, enc, t->yb, B, &correct)
-                      : ast_forward(&t->m, t->xb, t->yb, B, &correct);
-    if (!isfinite(loss))
-        return petal_fail(err, PETAL_EFAIL, "loss is %g at epoch %d, step %ld", loss,
-                          t->epoch + 1, t->step);
-    if (train_backward_step(&t->m, &t->opt, cosine_lr(t->tc.opt.lr, t->step, t->total_steps), t->yb, B))
-        return petal_fail(err, PETAL_EFAIL, "non-finite gradient at epoch %d, step %ld",
-                          t->epoch + 1, t->step);
-    t->step++;
-    t->pos += B;
-    t->loss_sum += loss * B;
-    t->right += correct;
-    return PETAL_OK;
-}
-
-void evaluate(epoch_stats *out, ast_model *m, const feature_set *data) {
-    double t0 = petal_now();
-    size_t example = (size_t)m->cfg.frames * m->cfg.F;
-    double loss_sum = 0.0;
-    long right = 0;
-    int was = m->training;
-    m->training = 0;
-    for (int i = 0; i < data->n; i += m->Bm) {
-        int B = data->n - i < m->Bm ? data->n - i : m->Bm, correct = 0;
-        loss_sum += ast_forward(m, data->x + (size_t)i * example, data->y + i, B, &correct) * B;
-        right += correct;
-    }
-    m->training = was;
-    out->loss = data->n ? loss_sum / data->n : 0.0;
-    out->acc = data->n ? (double)right / data->n : 0.0;
-    out->seconds = petal_now() - t0;
-}
-
-static int stop_requested(const trainer *t) {
-    return (t->stop && *t->stop) || (t->stop_at_step >= 0 && t->step >= t->stop_at_step);
-}
-
-int trainer_run(trainer *t, const char *ckpt, const char *config_text, FILE *history,
-                petal_err *err) {
-    while (t->epoch < t->tc.epochs) {
-        double t0 = petal_now();
-        if (t->fast) make_encodings(t);  // counted in the first epoch's time
-        while (t->pos < t->train->n) {
-            int st = train_step(t, err);
-            if (st) return st;
-            if (stop_requested(t) && t->pos < t->train->n) {
-                t->seconds += petal_now() - t0;
-                if (ckpt && (st = trainer_save(t, ckpt, config_text, err))) return st;
-                return PETAL_STOPPED;
+int trial_settings_resolve(trial_settings *ts, const config_kv *kv, petal_err *err) {
+    memset(ts, 0, sizeof *ts);
+    strcpy(ts->layout, "synthetic");
+    strcpy(ts->size, "tiny");
+    ts->fold = 1;
+    ts->mel_bins = -1;
+    ts->frames = ts->batch = ts->epochs = ts->specaug = -1;
+    ts->lr = -1.0f;
+    ts->weight_decay = 0.1f;
+    ts->seed = 1;
+    ts->aug = specaug_config_ast();
+    ts->pool = POOL_ALL;
+    ts->drill_seconds = 1.0;
+    PETAL_ASSERT(ast_method_parse(&ts->method, "linear", err) == PETAL_OK);
+    setting_value v;
+    const setting_def *d;
+    // The method preset first: its settings are the base the other keys modify.
+    const config_entry *me = config_find(kv, "method");
+    int st = me ? setting_parse(&v, &d, me, err) : PETAL_OK;
+    if (me && !st) PETAL_ASSERT(ast_method_parse(&ts->method, me->value, err) == PETAL_OK);
+    for (int i = 0; i < kv->n && !st; i++) {
+        const config_entry *e = &kv->e[i];
+        if ((st = setting_parse(&v, &d, e, err))) break;
+        int n = (int)v.i;
+        switch (d->id) {
+        case SK_METHOD: break;
+        case SK_DATASET_LAYOUT: snprintf(ts->layout, sizeof ts->layout, "%s", v.text); break;
+        case SK_DATASET_ROOT: snprintf(ts->root, sizeof ts->root, "%s", v.text); break;
+        case SK_DATASET_FOLD: ts->fold = n; break;
+        case SK_DATASET_SHOTS: ts->shots = n; break;
+        case SK_DATASET_FEWSHOT: ts->fewshot_first = n; break;
+        case SK_DATASET_SPLIT_SEED: ts->split_seed = (uint64_t)v.i; break;
+        case SK_FEATURES_FRAMES: ts->frames = n; break;
+        case SK_FEATURES_MEL_BINS: ts->mel_bins = n; break;
+        case SK_FEATURES_CACHE: snprintf(ts->cache, sizeof ts->cache, "%s", v.text); break;
+        case SK_MODEL_BACKBONE: snprintf(ts->backbone, sizeof ts->backbone, "%s", v.text); break;
+        case SK_MODEL_SIZE: snprintf(ts->size, sizeof ts->size, "%s", v.text); break;
+        case SK_MODEL_POOL: ts->pool = (ast_pool)n; break;  // choices in ast_pool order
+        case SK_MODEL_DTYPE: ts->bf16 = n == 1; break;     // fp32|bf16
+        case SK_TRAIN_EPOCHS: ts->epochs = n; break;
+        case SK_TRAIN_BATCH: ts->batch = n; break;
+        case SK_TRAIN_LR: ts->lr = (float)v.x; break;
+        case SK_TRAIN_WEIGHT_DECAY: ts->weight_decay = (float)v.x; break;
+        case SK_TRAIN_SEED: ts->seed = (uint64_t)v.i; break;
+        case SK_TRAIN_SPECAUG: ts->specaug = n; break;
+        case SK_TRAIN_FREQ_MASK: ts->aug.freq_mask_max = n; break;
+        case SK_TRAIN_TIME_MASK: ts->aug.time_mask_max = n; break;
+        case SK_TRAIN_THREADS: ts->threads = n; break;
+        case SK_DRILL: ts->drill = n; break;
+        case SK_DRILL_SECONDS: ts->drill_seconds = v.x; break;
+        default: {
+            PETAL_ASSERT(d->flags & SETTING_METHOD);
+            if ((st = ast_method_apply(&ts->method, d, &v, err))) {
+                char where[300], msg[sizeof err->msg];
+                config_where(where, sizeof where, e);
+                snprintf(msg, sizeof msg, "%s", err->msg);
+                st = petal_fail(err, PETAL_EINPUT, "%s: %s", where, msg);
             }
         }
-        // Epoch end: validate, keep the best copy, record, start the next order.
-        epoch_record *h = &t->hist[t->epoch];
-        epoch_stats va = {0};
-        if (t->valid) trainer_eval(&va, t, 1);
-        long steps_per_epoch = (t->train->n + t->tc.batch - 1) / t->tc.batch;
-        *h = (epoch_record){.train_loss = t->loss_sum / t->train->n,
-                            .train_acc = (double)t->right / t->train->n,
-                            .valid_loss = va.loss, .valid_acc = va.acc,
-                            .lr = cosine_lr(t->tc.opt.lr, t->step - steps_per_epoch,
-                                            t->total_steps),
-                            .seconds = t->seconds + petal_now() - t0};
-        t->epoch++;
-        if (!t->valid || va.acc > t->best_acc) {  // no valid set: the last epoch
-            t->best_acc = va.acc;
-            t->best_epoch = t->epoch;
-            param_pack(t->best, &t->m.params, PARAM_STATE);
         }
-        if (history)
-            fprintf(history,
-                    "epoch %d train_loss=%.4f train_acc=%.4f valid_loss=%.4f valid_acc=%.4f "
-                    "lr=%.3g seconds=%.4f\n",
-                    t->epoch, h->train_loss, h->train_acc, h->valid_loss, h->valid_acc, h->lr,
-                    h->seconds);
-        t->pos = 0;
-        t->loss_sum = t->seconds = 0.0;
-        t->right = 0;
-        if (t->epoch < t->tc.epochs) new_order(t);
-        if (t->epoch == t->tc.epochs) {
-            // Test the best-validation copy (the live weights go on to the checkpoint
-            // as they are, so that nothing depends on the order of these steps).
-            float *live = petal_falloc(t->nbest);
-            param_pack(live, &t->m.params, PARAM_STATE);
-            param_unpack(&t->m.params, t->best, PARAM_STATE);
-            epoch_stats te;
-            trainer_eval(&te, t, 2);
-            param_unpack(&t->m.params, live, PARAM_STATE);
-            free(live);
-            t->test_acc = te.acc;
-            t->test_loss = te.loss;
-            t->done = 1;
-        }
-        int st;
-        if (ckpt && (st = trainer_save(t, ckpt, config_text, err))) return st;
-        if (!t->done && stop_requested(t)) return PETAL_STOPPED;
     }
-    if (!t->done) {  // zero epochs
-        t->done = 1;
-        epoch_stats te;
-        if (t->fast) make_encodings(t);
-        trainer_eval(&te, t, 2);
-        t->test_acc = te.acc;
-        t->test_loss = te.loss;
+    if (st) return st;
+    if ((st = check_families(&ts->method, kv, err))) return st;
+    for (size_t i = 0; i < sizeof recipe / sizeof recipe[0]; i++) {
+        if (strcmp(recipe[i].layout, ts->layout)) continue;
+        if (ts->frames < 0) ts->frames = recipe[i].frames;
+        if (ts->batch < 0) ts->batch = recipe[i].batch;
+        if (ts->epochs < 0) ts->epochs = recipe[i].epochs;
+        if (ts->specaug < 0) ts->specaug = recipe[i].specaug;
     }
+    if (ts->mel_bins < 0) ts->mel_bins = strcmp(ts->layout, "synthetic") ? 128 : 32;
+    if (ts->lr < 0) ts->lr = ast_method_default_lr(&ts->method);
+    if (strcmp(ts->layout, "synthetic") && !ts->root[0])
+        return petal_fail(err, PETAL_EINPUT, "dataset.root is required for layout %s", ts->layout);
+    if (!ts->cache[0] && ts->root[0])
+        snprintf(ts->cache, sizeof ts->cache, "%.4000s/.petal-cache", ts->root);
     return PETAL_OK;
 }
 
-int trial_run(trial_result *res, const ast_config *cfg, const ast_method *meth,
-              const trial_config *tc, const feature_set *train, const feature_set *valid,
-              const feature_set *test, FILE *history, petal_err *err) {
-    memset(res, 0, sizeof *res);
-    trainer t;
-    int st = trainer_init(&t, cfg, meth, tc, train, valid, test, NULL, err);
+int trial_model_config(ast_config *cfg, const trial_settings *ts, int K, petal_err *err) {
+    int st;
+    if (ts->backbone[0]) {
+        if ((st = backbone_read_config(cfg, NULL, ts->backbone, err))) return st;
+        if (cfg->F != ts->mel_bins)
+            return petal_fail(err, PETAL_EINPUT, "%s: backbone has %d mel bins, the trial %d",
+                              ts->backbone, cfg->F, ts->mel_bins);
+        cfg->frames = ts->frames;
+        cfg->K = K;
+        cfg->head_ln = 0;
+    } else if ((st = ast_config_preset(cfg, ts->size, ts->frames, K, err))) {
+        return st;
+    }
+    cfg->F = ts->mel_bins;
+    cfg->pool = ts->pool;
+    return ast_config_check(cfg, err);
+}
+
+const char *trial_status_name(trial_status s) {
+    static const char *const names[] = {"done", "stopped", "diverged", "failed"};
+    return names[s];
+}
+
+void trial_record_free(trial_record *r) {
+    for (int i = 0; i < r->n_folds; i++) free(r->folds[i].history);
+    free(r->folds);
+    r->folds = NULL;
+    r->n_folds = 0;
+}
+
+// The trainer's epoch hook, with the fold added for the trial's caller.
+typedef struct {
+    const trial_opts *opt;
+    int fold;
+} epoch_relay;
+
+static void relay_epoch(void *ctx, int epoch, const epoch_record *e) {
+    const epoch_relay *r = ctx;
+    r->opt->on_epoch(r->opt->ctx, r->fold, epoch, e);
+}
+
+// Runs (or resumes) one fold into f. Returns a PETAL_* status; f->status says
+// more (a diverged fold and one whose checkpoint could not be written both
+// return PETAL_EFAIL).
+static int run_fold(fold_record *f, trial_record *rec, const trial_settings *ts, const config_kv *kv,
+                    const trial_opts *opt, petal_err *err) {
+    trial_data d;
+    int st = trial_data_load(&d, ts, f->fold, &opt->notes, err);
     if (st) return st;
+    ast_config cfg;
+    if ((st = trial_model_config(&cfg, ts, d.K, err))) goto done;
+    trainer_config tc = {.epochs = ts->epochs, .batch = ts->batch, .seed = ts->seed,
+                         .opt = adamw_defaults(ts->lr), .aug = ts->specaug ? &ts->aug : NULL,
+                         .share_dir = opt->share_dir, .bf16 = ts->bf16};
+    tc.opt.weight_decay = ts->weight_decay;
+    trainer t;
+    petal_err warn;
+    if ((st = trainer_init(&t, &cfg, &ts->method, &tc, &d.split[0], &d.split[1], &d.split[2],
+                           ts->backbone[0] ? ts->backbone : NULL, &warn, err)))
+        goto done;
+    if (warn.msg[0]) petal_note(&opt->notes, "%s", warn.msg);
+    t.stop = opt->stop;
+    t.stop_at_step = opt->stop_after_steps > 0 ? opt->stop_after_steps : -1;
+    t.stop_at_epoch = opt->stop_after_epochs > 0 ? opt->stop_after_epochs : -1;
+    t.labels = d.classes;
+    epoch_relay relay = {opt, f->fold};
+    if (opt->on_epoch) t.on_epoch = relay_epoch, t.ctx = &relay;
+    char ckpt[TRIAL_PATH_MAX + 32], *ident = trial_identity(kv, f->fold);
+    if (opt->ckpt_dir) {
+        snprintf(ckpt, sizeof ckpt, "%s/fold%d.h5", opt->ckpt_dir, f->fold);
+        if (access(ckpt, F_OK) == 0) {
+            if ((st = checkpoint_load(&t, ckpt, ident, err))) goto free_trainer;
+            petal_note(&opt->notes, "resuming fold %d from %s at epoch %d, step %ld%s", f->fold,
+                       ckpt, t.epoch, t.step, t.done ? " (finished)" : "");
+        }
+    }
+    rec->trainable = param_count(&t.m.params, 1);
+    rec->total = param_count(&t.m.params, 0);
+    ast_method_label(rec->label, sizeof rec->label, &t.m.method);
+    petal_note(&opt->notes,
+               "trial fold=%d method=%s train=%d valid=%d test=%d classes=%d trainable=%zu total=%zu",
+               f->fold, ast_method_name(&ts->method), d.split[0].n, d.split[1].n, d.split[2].n, d.K,
+               rec->trainable, rec->total);
     double t0 = petal_now();
-    st = trainer_run(&t, NULL, NULL, history, err);
-    if (st && st != PETAL_STOPPED) {
+    if (!t.done) st = trainer_run(&t, opt->ckpt_dir ? ckpt : NULL, ident, err);
+    f->seconds = petal_now() - t0;
+    f->epochs = t.epoch;
+    f->history = petal_calloc((size_t)(t.epoch ? t.epoch : 1), sizeof *f->history);
+    memcpy(f->history, t.hist, sizeof *f->history * (size_t)t.epoch);
+    f->best_epoch = t.best_epoch;
+    f->best_valid_acc = t.valid ? t.best_acc : NAN;
+    if (st == PETAL_STOPPED)
+        petal_fail(err, st, "fold %d stopped at step %ld%s%s", f->fold, t.step,
+                   opt->ckpt_dir ? ", checkpoint written to " : " (no checkpoint folder: nothing saved)",
+                   opt->ckpt_dir ? ckpt : "");
+    if (st == PETAL_EFAIL && t.diverged) {
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
-        petal_fail(err, st, "trial diverged: %s", why);
+        petal_fail(err, st, "fold %d diverged: %s", f->fold, why);
+        f->status = TRIAL_DIVERGED;
     }
-    res->best_epoch = t.best_epoch;
-    res->best_valid_acc = t.best_acc;
-    res->last_valid_acc = t.epoch ? t.hist[t.epoch - 1].valid_acc : 0.0;
-    res->test_acc = t.test_acc;
-    res->test_loss = t.test_loss;
-    res->seconds = petal_now() - t0;
-    res->trainable = param_count(&t.m.params, 1);
-    res->total = param_count(&t.m.params, 0);
+    if (!st) {
+        f->test_acc = t.test_acc;
+        f->test_loss = t.test_loss;
+    }
+    if (!st && opt->save_backbone) {
+        // The best-validation state, LoRA folded into its projections, with the
+        // classifier and the class names: a backbone for later trials and for predict.
+        param_unpack(&t.m.params, t.best, PARAM_STATE);
+        ast_lora_merge(&t.m);
+        st = backbone_save(opt->save_backbone, &t.m, 1, d.classes, err);
+        if (!st) petal_note(&opt->notes, "backbone written to %s", opt->save_backbone);
+    }
+free_trainer:
+    free(ident);
     trainer_free(&t);
+done:
+    trial_data_free(&d);
+    return st;
+}
+
+// Checks what the trial's options ask of its settings before any work.
+static int check_opts(int n_folds, const trial_settings *ts, const trial_opts *opt,
+                      petal_err *err) {
+    if (opt->ckpt_dir && mkdir(opt->ckpt_dir, 0777) && access(opt->ckpt_dir, W_OK))
+        return petal_fail(err, PETAL_EINPUT, "%s: cannot create or write the checkpoint folder",
+                          opt->ckpt_dir);
+    if (!opt->save_backbone) return PETAL_OK;
+    if (ts->fold == 0 && n_folds > 1)
+        return petal_fail(err, PETAL_EINPUT, "--save-backbone takes one fold, not dataset.fold=all");
+    const ast_method *me = &ts->method;
+    if (me->adapter.at_mhsa || me->adapter.at_ffn || me->prompt.tokens || me->prefix.tokens ||
+        me->moa.kind != MOA_NONE)
+        return petal_fail(err, PETAL_EINPUT,
+                          "--save-backbone: a %s model has tensors a backbone file cannot hold "
+                          "(only full, linear, BitFit and LoRA, merged, export); predict from its "
+                          "checkpoint instead (petal predict --checkpoint)",
+                          ast_method_name(me));
+    return PETAL_OK;
+}
+
+int trial_run(trial_record *rec, const config_kv *kv, const trial_opts *opt, petal_err *err) {
+    memset(rec, 0, sizeof *rec);
+    double t0 = petal_now();
+    trial_settings ts;
+    int n_folds = 1;
+    int st = trial_settings_resolve(&ts, kv, err);
+    if (!st && ts.drill)
+        st = petal_fail(err, PETAL_EINPUT, "drill: drills run only inside sweeps (petal sweep)");
+    if (!st && ts.fold == 0) st = trial_data_folds(&n_folds, &ts, err);
+    if (!st) st = check_opts(n_folds, &ts, opt, err);
+    if (!st) {
+        int first = ts.fold ? ts.fold : 1, last = ts.fold ? ts.fold : n_folds;
+        rec->folds = petal_calloc((size_t)(last - first + 1), sizeof *rec->folds);
+        for (int k = first; k <= last && !st; k++) {
+            fold_record *f = &rec->folds[rec->n_folds++];
+            f->fold = k;
+            st = run_fold(f, rec, &ts, kv, opt, err);
+            if (st && f->status == TRIAL_DONE)
+                f->status = st == PETAL_STOPPED ? TRIAL_STOPPED : TRIAL_FAILED;
+            if (st) snprintf(f->error, sizeof f->error, "%s", err->msg);
+            if (opt->on_fold) opt->on_fold(opt->ctx, f);
+        }
+    }
+    // Over folds: the worst status; mean and std of the finished folds.
+    int done = 0;
+    for (int i = 0; i < rec->n_folds; i++) {
+        const fold_record *f = &rec->folds[i];
+        if (f->status > rec->status) rec->status = f->status;
+        if (f->status != TRIAL_DONE) continue;
+        done++;
+        rec->test_acc_mean += f->test_acc;
+        rec->best_valid_acc_mean += f->best_valid_acc;
+    }
+    if (st && rec->status == TRIAL_DONE) rec->status = st == PETAL_STOPPED ? TRIAL_STOPPED : TRIAL_FAILED;
+    if (st) snprintf(rec->error, sizeof rec->error, "%s", err->msg);
+    if (done) rec->test_acc_mean /= done, rec->best_valid_acc_mean /= done;
+    for (int i = 0; i < rec->n_folds; i++) {
+        double dv = rec->folds[i].test_acc - rec->test_acc_mean;
+        if (rec->folds[i].status == TRIAL_DONE) rec->test_acc_std += dv * dv;
+    }
+    rec->test_acc_std = done > 1 ? sqrt(rec->test_acc_std / (done - 1)) : 0.0;
+    rec->seconds = petal_now() - t0;
+    struct rusage ru;
+    if (!getrusage(RUSAGE_SELF, &ru)) rec->peak_rss_mib = (double)ru.ru_maxrss / 1024.0;
     return st;
 }

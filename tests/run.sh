@@ -30,12 +30,22 @@ for t in tests/test_*.sh; do
   if bash "$t"; then passed=$((passed + 1)); r=ok; else failed=$((failed + 1)); r=FAILED; fi
   echo "== $(basename "$t"): $r ($(( $(date +%s) - start )) s)"
 done
+# A canary counts as caught only when its binary ran and its checks failed
+# (exit 1): a missing binary or a crash proves nothing.
+canaries=0
 for t in build/canary/test_*; do
-  if "$t" >/dev/null 2>&1; then
-    echo "== canary $(basename "$t"): FAILED (passed on a deliberately broken backward)"; failed=$((failed + 1))
-  else
+  [ -x "$t" ] || continue
+  canaries=$((canaries + 1))
+  "$t" >/dev/null 2>&1; rc=$?
+  if [ "$rc" = 1 ]; then
     echo "== canary $(basename "$t"): ok (caught the deliberately broken backward)"; passed=$((passed + 1))
+  else
+    echo "== canary $(basename "$t"): FAILED (exit $rc on a deliberately broken backward; 1 expected)"; failed=$((failed + 1))
   fi
 done
+if [ "$canaries" -lt 2 ]; then
+  echo "== canaries: FAILED (only $canaries canary binaries ran; build/canary/test_gradcheck and test_fixtures expected)"
+  failed=$((failed + 1))
+fi
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -17,7 +17,7 @@ expect_rc 2 ./petal frobnicate
 grep -q "unknown command 'frobnicate'" /tmp/petal_cli_err && ok || bad "unknown command named"
 for c in train model bench demo; do expect_rc 0 ./petal $c --help; done
 expect_rc 2 ./petal train --synthetic --method nope
-grep -q "unknown method 'nope'" /tmp/petal_cli_err && ok || bad "bad method named"
+grep -q "method expects full, linear, .*got 'nope'" /tmp/petal_cli_err && ok || bad "bad method named"
 expect_rc 2 ./petal train --synthetic --epochs -3
 grep -q -- "--epochs: train.epochs expects an integer" /tmp/petal_cli_err && ok || bad "bad epochs named"
 expect_rc 2 ./petal train --synthetic --bogus
@@ -25,11 +25,23 @@ expect_rc 2 ./petal model params --size huge
 grep -q "unknown model size 'huge'" /tmp/petal_cli_err && ok || bad "bad size named"
 expect_rc 0 ./petal model params --size base --method linear
 grep -q "method=linear trainable=28451 total=85366307" /tmp/petal_cli_out && ok || bad "linear counts at ViT-B: $(cat /tmp/petal_cli_out)"
+# the paper's way of counting (Table 1 of arXiv 2312.03694), printed beside the total
+expect_rc 0 ./petal model params --method conformer_paper_speech --set adapter.type=houlsby
+grep -q "trainable=569891 .* paper=541440$" /tmp/petal_cli_out && ok || bad "Houlsby Conformer counts: $(cat /tmp/petal_cli_out)"
+expect_rc 0 ./petal model params --method bitfit
+grep -q "trainable=129059 .* paper=102144$" /tmp/petal_cli_out && ok || bad "BitFit counts: $(cat /tmp/petal_cli_out)"
+expect_rc 2 ./petal model params --method conformer --set adapter.norm=maybe
+grep -q "adapter.norm expects applied or discarded" /tmp/petal_cli_err && ok || bad "bad adapter.norm named"
 expect_rc 0 ./petal train --synthetic --epochs 4 --lr 1e-3 --threads 1
 first=$(sed -n 's/^epoch 1 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
 last=$(sed -n 's/^epoch 4 train_loss=\([0-9.]*\).*/\1/p' /tmp/petal_cli_out)
 awk -v f="$first" -v l="$last" 'BEGIN{exit !(l < f)}' && ok || bad "train loss falls ($first -> $last)"
 grep -q "^result fold=1 best_epoch=" /tmp/petal_cli_out && ok || bad "result line"
+# The settings reference in docs/ is the table's own output (it cannot go stale).
+./petal train --keys-markdown >/tmp/petal_cli_out
+sed -n '/^| key /,$p' docs/SETTINGS.md | cmp -s - /tmp/petal_cli_out && ok || bad "docs/SETTINGS.md is current (petal train --keys-markdown)"
+expect_rc 2 ./petal train --set lora.rnak=4
+grep -q "did you mean lora.rank" /tmp/petal_cli_err && ok || bad "unknown key suggests the nearest"
 # The GEMM engine and the bf16 backbone from the command line.
 PETAL_GEMM=mkl expect_rc 2 ./petal bench --help
 grep -q "unknown GEMM engine 'mkl'" /tmp/petal_cli_err && ok || bad "bad PETAL_GEMM named"

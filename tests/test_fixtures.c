@@ -85,9 +85,11 @@ static int method_from_attrs(ast_method *m, hid_t g, petal_err *err) {
         {"adapter_conf", "adapter.conf", 's'},
         {"adapter_position", "adapter.position", 's'},
         {"adapter_residual", "adapter.residual", 'i'},
+        {"adapter_seq_add", "adapter.seq_add", 'i'},
         {"adapter_rr", "adapter.rr", 'i'},
         {"adapter_init", "adapter.init", 's'},
         {"conformer_kernel", "adapter.kernel", 'i'},
+        {"adapter_norm", "adapter.norm", 's'},
         {"prompt_tokens", "prompt.tokens", 'i'},
         {"prompt_deep", "prompt.deep", 'i'},
         {"prefix_tokens", "prefix.tokens", 'i'},
@@ -272,6 +274,7 @@ int main(void) {
     const char *method_cases[] = {
         "lora_qv_rank", "lora_qkvo_rr", "adapter_pfeiffer", "adapter_houlsby",
         "adapter_seq_after", "adapter_seq_before", "adapter_par_after", "conformer",
+        "conformer_even", "conformer_reference", "adapter_seq_before_add",
         "prompt_shallow", "prompt_deep", "prompt_deep_speech", "prefix",
         "combo_lora_adapter", "combo_prompt_adapter", "dense_moa", "soft_moa"};
     check_file("tests/fixtures/ast_methods.h5", method_cases,

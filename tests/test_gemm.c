@@ -235,7 +235,8 @@ static void load_hf(ast_model *m, const char *file, const char *method, int B, c
     PETAL_ASSERT(ast_method_parse(&meth, method, &err) == PETAL_OK);
     PETAL_ASSERT(ast_model_init(m, &c, &meth, B, &err) == PETAL_OK);
     ast_init_weights(m, 9, 1);
-    PETAL_ASSERT(backbone_load(m, file, 1, share, &err) == PETAL_OK);
+    petal_err warn;
+    PETAL_ASSERT(backbone_load(m, file, 1, share, &warn, &err) == PETAL_OK);
 }
 
 static void test_bf16_backbone(void) {

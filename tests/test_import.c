@@ -286,7 +286,7 @@ static void test_file_round_trip(ast_model *m, char **labels) {
     ast_model b;
     ast_method_parse(&meth, "linear", &err);
     PETAL_ASSERT(ast_model_init(&b, &c, &meth, 1, &err) == PETAL_OK);
-    CHECK(backbone_load(&b, p, 1, NULL, &err) == PETAL_OK, "load: %s", err.msg);
+    CHECK(backbone_load(&b, p, 1, NULL, NULL, &err) == PETAL_OK, "load: %s", err.msg);
     const char *bad = "";
     CHECK(same_rows(m, &b, 1, &bad), "tensor %s differs after the round trip", bad);
     ast_model_free(&b);
@@ -298,7 +298,7 @@ static void test_file_round_trip(ast_model *m, char **labels) {
     PETAL_ASSERT(backbone_import_hf(&i48, &head, &lab3, FIX, 48, &err) == PETAL_OK);
     c.frames = 48;
     PETAL_ASSERT(ast_model_init(&l48, &c, &meth, 1, &err) == PETAL_OK);
-    CHECK(backbone_load(&l48, p, 1, NULL, &err) == PETAL_OK, "load at 48 frames: %s", err.msg);
+    CHECK(backbone_load(&l48, p, 1, NULL, NULL, &err) == PETAL_OK, "load at 48 frames: %s", err.msg);
     CHECK(same_rows(&i48, &l48, 1, &bad), "load at 48 frames vs import at 48: %s differs", bad);
     ast_model_free(&l48);
     ast_model_free(&i48);
@@ -308,7 +308,7 @@ static void test_file_round_trip(ast_model *m, char **labels) {
     c.frames = 64;
     c.L = 1;
     PETAL_ASSERT(ast_model_init(&b, &c, &meth, 1, &err) == PETAL_OK);
-    CHECK(backbone_load(&b, p, 1, NULL, &err) == PETAL_EINPUT && strstr(err.msg, "L=2") &&
+    CHECK(backbone_load(&b, p, 1, NULL, NULL, &err) == PETAL_EINPUT && strstr(err.msg, "L=2") &&
           strstr(err.msg, p), "L mismatch named: %s", err.msg);
     ast_model_free(&b);
 }
@@ -336,9 +336,9 @@ static void test_init_round_trip(void) {
     ast_init_weights(&b, 8, 0);  // different values everywhere first
     const char *bad = "";
     CHECK(!same_rows(&a, &b, 0, &bad), "different seeds give different backbones");
-    CHECK(backbone_load(&b, p, 0, NULL, &err) == PETAL_OK, "init load: %s", err.msg);
+    CHECK(backbone_load(&b, p, 0, NULL, NULL, &err) == PETAL_OK, "init load: %s", err.msg);
     CHECK(same_rows(&a, &b, 0, &bad), "init round trip: %s differs", bad);
-    CHECK(backbone_load(&b, p, 1, NULL, &err) == PETAL_EINPUT && strstr(err.msg, "K=0"),
+    CHECK(backbone_load(&b, p, 1, NULL, NULL, &err) == PETAL_EINPUT && strstr(err.msg, "K=0"),
           "head-less file refuses a head: %s", err.msg);
     ast_model_free(&b);
     ast_model_free(&a);

@@ -4,6 +4,7 @@
 // parameter counts at ViT-B size, and clear errors for bad configurations.
 #include <string.h>
 
+#include "cmd/args.h"
 #include "core/adamw.h"
 #include "core/ast.h"
 #include "core/train.h"
@@ -59,6 +60,15 @@ static const struct {
     {"adapter_pfeiffer;adapter.location=both;adapter.dim=4;adapter.conf=sequential;adapter.position=after", POOL_ALL},
     {"conformer;adapter.dim=4;adapter.kernel=3", POOL_ALL},
     {"conformer;adapter.location=mhsa;adapter.dim=4;adapter.kernel=5;adapter.conf=sequential;adapter.residual=1", POOL_ALL},
+    // even kernels (one more zero on the right) and the reference's discarded LayerNorm
+    {"conformer;adapter.location=both;adapter.dim=4;adapter.kernel=4", POOL_ALL},
+    {"conformer;adapter.dim=3;adapter.kernel=2;adapter.norm=discarded;adapter.init=reference", POOL_CLS},
+    {"conformer_paper_audio;adapter.dim=4;adapter.conf=sequential;adapter.position=after", POOL_ALL},
+    {"bitfit", POOL_ALL},
+    // the reference's ablation "sequential before": S(a) + a
+    {"adapter_pfeiffer;adapter.dim=4;adapter.conf=sequential;adapter.seq_add=1", POOL_ALL},
+    {"conformer;adapter.location=mhsa;adapter.dim=3;adapter.kernel=4;adapter.conf=sequential;adapter.seq_add=1;adapter.residual=1", POOL_ALL},
+    {"bitfit_petal", POOL_CLS},
     {"prompt_shallow;prompt.tokens=3", POOL_ALL},
     {"prompt_deep;prompt.tokens=3", POOL_PROMPTS},
     {"prompt_deep;prompt.tokens=2", POOL_SPEECH},
@@ -125,6 +135,7 @@ static void check_neutral(void) {
         "adapter_pfeiffer;adapter.conf=sequential;adapter.position=after;adapter.residual=1",
         "adapter_pfeiffer;adapter.conf=sequential;adapter.residual=1",
         "adapter_pfeiffer;adapter.position=after", "conformer;adapter.kernel=3",
+        "conformer;adapter.kernel=4", "conformer;adapter.kernel=2;adapter.norm=discarded",
         "conformer;adapter.location=both;adapter.kernel=3;adapter.position=after",
         "dense_moa", "soft_moa;moa.slots=2;moa.location=both"};
     ast_config cfg;
@@ -167,6 +178,7 @@ static void check_frozen(void) {
     float *fb = petal_falloc((size_t)B * cfg.frames * cfg.F);
     synthetic_features(fb, y, B, cfg.frames, cfg.F, cfg.K, 2);
     const char *methods[] = {"lora", "adapter_houlsby", "conformer;adapter.kernel=3",
+                             "conformer_paper_audio",
                              "prompt_deep;prompt.tokens=4", "prefix;prefix.tokens=4",
                              "dense_moa", "soft_moa;moa.slots=2"};
     for (size_t k = 0; k < sizeof methods / sizeof methods[0]; k++) {
@@ -202,42 +214,94 @@ static void check_frozen(void) {
 }
 
 // Exact trainable counts at ViT-B (C 768, L 12, MLP 3072, 110 tokens, K 35),
-// worked out by hand: head 35*768+35 = 26915, final LN 1536 (together 28451).
+// worked out by hand: head 35*768+35 = 26915, final LN 1536 (together 28451);
+// and the paper's Table 1 (arXiv 2312.03694 v4; issue 18), counted as the paper
+// counts (no head, no final LayerNorm). Through the code path of `petal model
+// params`: model_opts_resolve, ast_model_init, ast_param_counts.
 static void check_counts(void) {
     static const struct {
-        const char *spec;
-        size_t trainable;
+        const char *method, *set;  // set: one --set key=value or NULL
+        size_t trainable, paper;
     } want[] = {
         // r = 12: A (12, 768) + B (768, 12) per target, 2 targets, 12 layers
-        {"lora", 12 * 2 * 18432 + 28451},
+        {"lora", NULL, 12 * 2 * 18432 + 28451, 12 * 2 * 18432},
         // D = 12: down 9216 + 12, up 9216 + 768, + LN2 1536, per layer
-        {"adapter_pfeiffer", 12 * (19212 + 1536) + 28451},
-        {"adapter_houlsby", 12 * (2 * 19212 + 2 * 1536) + 28451},
+        {"adapter_pfeiffer", NULL, 12 * (19212 + 1536) + 28451, 12 * (19212 + 1536)},
+        {"adapter_houlsby", NULL, 12 * (2 * 19212 + 2 * 1536) + 28451, 12 * (2 * 19212 + 2 * 1536)},
         // 25 shallow + 11 * 25 deep prompt tokens of 768
-        {"prompt_deep;prompt.tokens=25", 12 * 25 * 768 + 28451},
+        {"prompt_deep", "prompt.tokens=25", 12 * 25 * 768 + 28451, 230400},
         // 12 keys + 12 values of 768 per layer
-        {"prefix;prefix.tokens=24", 12 * 24 * 768 + 28451},
+        {"prefix", "prefix.tokens=24", 12 * 24 * 768 + 28451, 221184},
         // D = 12, k = 31: LN 1536, pw1 24*768+24, dw 12*31+12, BN 24, pw2 768*12+768, + LN2
-        {"conformer", 12 * (1536 + 18456 + 384 + 24 + 9984 + 1536) + 28451},
+        {"conformer", NULL, 12 * (1536 + 18456 + 384 + 24 + 9984 + 1536) + 28451,
+         12 * (1536 + 18456 + 384 + 24 + 9984 + 1536)},
         // 4 experts of D = 12 (19212 each) + LN2 + router (4*768+4) or slots (768*4*1)
-        {"dense_moa", 12 * (4 * 19212 + 1536 + 3076) + 28451},
-        {"soft_moa", 12 * (4 * 19212 + 1536 + 3072) + 28451},
-        {"full", 85366307},
-        {"bitfit", 130595},
+        {"dense_moa", NULL, 12 * (4 * 19212 + 1536 + 3076) + 28451, 12 * (4 * 19212 + 1536 + 3076)},
+        {"soft_moa", NULL, 12 * (4 * 19212 + 1536 + 3072) + 28451, 12 * (4 * 19212 + 1536 + 3072)},
+        {"full", NULL, 85366307, 85366307 - 28451},  // the paper's "85M"
+        {"linear", NULL, 28451, 28451},              // linear probing counts its head
+        // ---- the paper's Table 1 ("paper" column of issue 18)
+        // BitFit: q k v o fc1 fc2 biases (6912) + LN1, LN2 biases (1536) per layer,
+        // + the final LN bias 768 = 102,144; + head
+        {"bitfit", NULL, 102144 + 26915, 102144},
+        {"bitfit_petal", NULL, 102144 + 768 + 768 + 26915, 102144 + 768},  // + patch bias, LN weight
+        {"prompt_shallow_paper", NULL, 230400 + 28451, 230400},             // 300 x 768
+        {"prompt_deep_paper", NULL, 230400 + 28451, 230400},                // 12 x 25 x 768
+        {"prefix_paper", NULL, 221184 + 28451, 221184},                     // 12 x 24 x 768
+        {"lora_paper", NULL, 221184 + 28451, 221184},                       // r 6: 12 x 2 x 2 x 4608
+        {"adapter_pfeiffer_paper", NULL, 248976 + 28451, 248976},           // D 12
+        {"adapter_houlsby_paper", NULL, 497952 + 28451, 497952},
+        // D 8: LN 1536 (counted, discarded), pw1 12304, dw 8*31+8, BN 16, pw2 6912, + LN2 1536
+        {"conformer_paper_speech", NULL, 270720 + 28451, 270720},
+        {"conformer_paper_speech", "adapter.type=houlsby", 541440 + 28451, 541440},
+        {"conformer_paper_audio", NULL, 268512 + 28451, 268512},            // dw 8*8+8
+        // the applied LayerNorm counts the same (it trains instead of idling)
+        {"conformer_paper_audio", "adapter.norm=applied", 268512 + 28451, 268512},
     };
     for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        model_opts mo = {.size = "base", .method = want[k].method, .pool = "all", .frames = 100,
+                         .classes = 35, .sets = {want[k].set}, .nsets = want[k].set != NULL};
         ast_config cfg;
-        petal_err err;
-        PETAL_ASSERT(ast_config_preset(&cfg, "base", 100, 35, &err) == PETAL_OK);
-        ast_method meth = method_of(want[k].spec);
-        param_table t = {0};
+        ast_method meth;
         ast_model m;
+        petal_err err;
         // Only the table is needed; a batch of 1 keeps the arena small.
-        PETAL_ASSERT(ast_model_init(&m, &cfg, &meth, 1, &err) == PETAL_OK);
-        size_t got = param_count(&m.params, 1);
-        CHECK(got == want[k].trainable, "%s: %zu trainable, want %zu", want[k].spec, got,
-              want[k].trainable);
-        (void)t;
+        PETAL_ASSERT(model_opts_resolve(&cfg, &meth, &mo, &err) == PETAL_OK &&
+                     ast_model_init(&m, &cfg, &meth, 1, &err) == PETAL_OK);
+        size_t tr, paper, total;
+        ast_param_counts(&m, &tr, &paper, &total);
+        CHECK(tr == want[k].trainable && paper == want[k].paper,
+              "%s %s: %zu trainable, %zu the paper's way; want %zu, %zu", want[k].method,
+              want[k].set ? want[k].set : "", tr, paper, want[k].trainable, want[k].paper);
+        ast_model_free(&m);
+    }
+}
+
+// BitFit's rows exactly: the reference's (every Linear / LayerNorm bias, the
+// final LayerNorm's bias but not its weight, not the patch projection's bias,
+// the head) and bitfit_petal's (plus those two).
+static void check_bitfit_rows(void) {
+    ast_config cfg = micro(POOL_ALL);
+    for (int petal = 0; petal < 2; petal++) {
+        ast_method meth = method_of(petal ? "bitfit_petal" : "bitfit");
+        ast_model m;
+        petal_err err;
+        PETAL_ASSERT(ast_model_init(&m, &cfg, &meth, 2, &err) == PETAL_OK);
+        int wrong = 0;
+        for (int i = 0; i < m.params.nrows; i++) {
+            const char *n = m.params.rows[i].name;
+            size_t len = strlen(n);
+            int bias = len > 5 && !strcmp(n + len - 5, ".bias");
+            int want = !strncmp(n, "classifier.", 11) ||
+                       (bias && strncmp(n, "embeddings.", 11)) ||
+                       (petal && (!strcmp(n, "layernorm.weight") ||
+                                  !strcmp(n, "embeddings.patch_embeddings.projection.bias")));
+            if (want != m.params.rows[i].trainable) {
+                fprintf(stderr, "  %s: %s trainable %d\n", meth.name, n, m.params.rows[i].trainable);
+                wrong++;
+            }
+        }
+        CHECK(!wrong, "%s trains exactly its rows (%d wrong)", meth.name, wrong);
         ast_model_free(&m);
     }
 }
@@ -299,8 +363,16 @@ static void check_errors(void) {
     CHECK(ast_model_init(&m, &cfg, &meth, 2, &err) == PETAL_EINPUT && strstr(err.msg, "even"),
           "odd prefix: %s", err.msg);
     meth = method_of("conformer;adapter.kernel=4");
-    CHECK(ast_model_init(&m, &cfg, &meth, 2, &err) == PETAL_EINPUT && strstr(err.msg, "odd"),
-          "even kernel: %s", err.msg);
+    CHECK(ast_model_init(&m, &cfg, &meth, 2, &err) == PETAL_OK, "even kernel accepted: %s",
+          err.msg);
+    ast_model_free(&m);
+    meth = method_of("adapter_pfeiffer;adapter.seq_add=1");
+    CHECK(ast_model_init(&m, &cfg, &meth, 2, &err) == PETAL_EINPUT && strstr(err.msg, "seq_add"),
+          "seq_add outside sequential-before: %s", err.msg);
+    CHECK(ast_method_set(&meth, "adapter.norm", "skipped", &err) == PETAL_EINPUT &&
+              strstr(err.msg, "adapter.norm"), "bad adapter.norm: %s", err.msg);
+    CHECK(ast_method_set(&meth, "base", "bitfix", &err) == PETAL_EINPUT &&
+              strstr(err.msg, "bitfit_petal"), "bad base: %s", err.msg);
     meth = method_of("lora");
     cfg.pool = POOL_PROMPTS;
     CHECK(ast_model_init(&m, &cfg, &meth, 2, &err) == PETAL_EINPUT && strstr(err.msg, "prompt"),
@@ -318,6 +390,7 @@ int main(void) {
     check_neutral();
     check_frozen();
     check_counts();
+    check_bitfit_rows();
     check_lora_merge();
     check_errors();
     return check_done("methods");

@@ -35,6 +35,7 @@ static ast_config tiny(int frames) {
 
 // A model of `method` at `frames`, seeded, with the backbone file's rows
 // (shared through `share` unless NULL).
+static petal_err last_warn;  // the last load's warning (empty when none)
 static void load(ast_model *m, const char *method, int frames, const char *share) {
     ast_config c = tiny(frames);
     ast_method meth;
@@ -42,7 +43,7 @@ static void load(ast_model *m, const char *method, int frames, const char *share
     PETAL_ASSERT(ast_method_parse(&meth, method, &err) == PETAL_OK);
     PETAL_ASSERT(ast_model_init(m, &c, &meth, 4, &err) == PETAL_OK);
     ast_init_weights(m, 3, 1);
-    int st = backbone_load(m, bbfile, 0, share, &err);
+    int st = backbone_load(m, bbfile, 0, share, &last_warn, &err);
     CHECK(st == PETAL_OK, "load %s: %s", method, err.msg);
 }
 
@@ -323,6 +324,12 @@ static void test_unusable_folder(void) {
     load(&p, "adapter_pfeiffer", 40, NULL);
     load(&s, "adapter_pfeiffer", 40, dir);
     CHECK(!first_diff(&p, &s) && s.params.nshared == 0, "an unusable folder loads privately");
+    CHECK(strstr(last_warn.msg, "not a folder") && strstr(last_warn.msg, "private copy"),
+          "and says why: '%s'", last_warn.msg);
+    load(&s, "adapter_pfeiffer", 40, NULL);
+    CHECK(!last_warn.msg[0], "a private load has no warning: '%s'", last_warn.msg);
+    ast_model_free(&s);
+    load(&s, "adapter_pfeiffer", 40, NULL);
     ast_model_free(&p);
     ast_model_free(&s);
 }

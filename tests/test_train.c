@@ -4,7 +4,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/trial.h"
+#include "core/checkpoint.h"
+#include "core/trainer.h"
 #include <unistd.h>
 #include "tests/check.h"
 
@@ -31,11 +32,11 @@ static void train(trainer *t, const char *method, const feature_set *data, int e
     ast_method meth;
     petal_err err;
     PETAL_ASSERT(ast_method_parse(&meth, method, &err) == PETAL_OK);
-    trial_config tc = {.epochs = epochs, .batch = 8, .seed = seed,
+    trainer_config tc = {.epochs = epochs, .batch = 8, .seed = seed,
                        .opt = adamw_defaults(meth.base == METHOD_FULL ? 1e-3f : 5e-3f)};
-    PETAL_ASSERT(trainer_init(t, &c, &meth, &tc, data, data, data, NULL, &err) == PETAL_OK);
+    PETAL_ASSERT(trainer_init(t, &c, &meth, &tc, data, data, data, NULL, NULL, &err) == PETAL_OK);
     CHECK(t->opt.n == t->m.params.nmom, "moments sized for every trainable row");
-    CHECK(trainer_run(t, NULL, NULL, NULL, &err) == PETAL_OK, "run: %s", err.msg);
+    CHECK(trainer_run(t, NULL, NULL, &err) == PETAL_OK, "run: %s", err.msg);
     if (epochs) *first_loss = t->hist[0].train_loss, *last_loss = t->hist[epochs - 1].train_loss;
 }
 
@@ -209,6 +210,23 @@ static void check_schedule(void) {
     CHECK(cosine_lr(1.0f, 3, 10) > cosine_lr(1.0f, 4, 10), "cosine decreases");
 }
 
+
+// One fold trained without checkpoints: what the best-copy tests compare.
+typedef struct {
+    int best_epoch;
+    double best_valid_acc, last_valid_acc, test_acc;
+} fold_result;
+static int fit(fold_result *r, const ast_config *c, const ast_method *meth, const trainer_config *tc,
+               const feature_set *tr, const feature_set *va, const feature_set *te, petal_err *err) {
+    trainer t;
+    int st = trainer_init(&t, c, meth, tc, tr, va, te, NULL, NULL, err);
+    if (!st) st = trainer_run(&t, NULL, NULL, err);
+    *r = (fold_result){t.best_epoch, t.best_acc, t.epoch ? t.hist[t.epoch - 1].valid_acc : 0.0,
+                       t.test_acc};
+    trainer_free(&t);
+    return st;
+}
+
 static void check_trial(void) {
     ast_config c = tiny();
     feature_set tr, va, te;
@@ -218,10 +236,10 @@ static void check_trial(void) {
     ast_method_parse(&meth, "full", &err);
     // A high learning rate makes later epochs worse than an earlier best one:
     // the tested model must be the best-validation copy, not the last weights.
-    trial_config tc = {.epochs = 8, .batch = 8, .opt = adamw_defaults(3e-3f), .seed = 2};
-    trial_result r1, r2;
-    CHECK(trial_run(&r1, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK, "%s", err.msg);
-    CHECK(trial_run(&r2, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK, "%s", err.msg);
+    trainer_config tc = {.epochs = 8, .batch = 8, .opt = adamw_defaults(3e-3f), .seed = 2};
+    fold_result r1, r2;
+    CHECK(fit(&r1, &c, &meth, &tc, &tr, &va, &te, &err) == PETAL_OK, "%s", err.msg);
+    CHECK(fit(&r2, &c, &meth, &tc, &tr, &va, &te, &err) == PETAL_OK, "%s", err.msg);
     CHECK(r1.test_acc == r2.test_acc && r1.best_epoch == r2.best_epoch, "trials repeat exactly");
     CHECK(r1.best_epoch >= 1 && r1.best_epoch <= 8, "best epoch in range");
     // Validate on the test set itself: the tested model must score exactly the
@@ -231,7 +249,7 @@ static void check_trial(void) {
     int copy_ok = 1, last_worse = 0;
     for (uint64_t seed = 1; seed <= 8; seed++) {
         tc.seed = seed;
-        CHECK(trial_run(&r1, &c, &meth, &tc, &tr, &te, &te, NULL, &err) == PETAL_OK, "%s", err.msg);
+        CHECK(fit(&r1, &c, &meth, &tc, &tr, &te, &te, &err) == PETAL_OK, "%s", err.msg);
         copy_ok &= r1.test_acc == r1.best_valid_acc;
         last_worse += r1.last_valid_acc < r1.best_valid_acc;
     }
@@ -239,10 +257,11 @@ static void check_trial(void) {
     CHECK(last_worse > 0, "some trial's last epoch was worse than its best (else the check is void)");
     // Divergence: a NaN weight makes the loss NaN; the trial fails with a reason.
     trainer t;
-    PETAL_ASSERT(trainer_init(&t, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    PETAL_ASSERT(trainer_init(&t, &c, &meth, &tc, &tr, &va, &te, NULL, NULL, &err) == PETAL_OK);
     t.m.w.head_w[0] = NAN;
-    int s = trainer_run(&t, NULL, NULL, NULL, &err);
-    CHECK(s == PETAL_EFAIL && strstr(err.msg, "loss is nan") && strstr(err.msg, "epoch 1"),
+    int s = trainer_run(&t, NULL, NULL, &err);
+    CHECK(s == PETAL_EFAIL && strstr(err.msg, "loss is nan") && strstr(err.msg, "epoch 1") &&
+              t.diverged,
           "divergence reported with its epoch: %s", err.msg);
     trainer_free(&t);
     free_set(&tr), free_set(&va), free_set(&te);
@@ -261,14 +280,14 @@ static void run_with_stops(trainer *t, const long *stops, int nstops, const char
     PETAL_ASSERT(ast_method_set(&meth, "adapter.kernel", "3", &err) == PETAL_OK);
     static specaug_config aug = {.freq_mask_max = 8, .time_mask_max = 10, .freq_masks = 1,
                                  .time_masks = 1};
-    trial_config tc = {.epochs = 4, .batch = 8, .seed = 5, .opt = adamw_defaults(5e-3f),
+    trainer_config tc = {.epochs = 4, .batch = 8, .seed = 5, .opt = adamw_defaults(5e-3f),
                        .aug = &aug};
     unlink(ckpt);
     for (int k = 0; k <= nstops; k++) {
-        PETAL_ASSERT(trainer_init(t, &c, &meth, &tc, tr, va, te, NULL, &err) == PETAL_OK);
-        if (k > 0) CHECK(trainer_load(t, ckpt, "trial", &err) == PETAL_OK, "load: %s", err.msg);
+        PETAL_ASSERT(trainer_init(t, &c, &meth, &tc, tr, va, te, NULL, NULL, &err) == PETAL_OK);
+        if (k > 0) CHECK(checkpoint_load(t, ckpt, "trial", &err) == PETAL_OK, "load: %s", err.msg);
         t->stop_at_step = k < nstops ? stops[k] : -1;
-        int st = trainer_run(t, ckpt, "trial", NULL, &err);
+        int st = trainer_run(t, ckpt, "trial", &err);
         CHECK(st == (k < nstops ? PETAL_STOPPED : PETAL_OK), "stop %d: status %d %s", k, st,
               st == PETAL_EFAIL ? err.msg : "");
         if (k < nstops) trainer_free(t);
@@ -314,9 +333,9 @@ static void check_resume(void) {
     ast_method meth;
     ast_method_parse(&meth, "conformer", &err);
     ast_method_set(&meth, "adapter.kernel", "3", &err);
-    trial_config tc = {.epochs = 4, .batch = 8, .seed = 5, .opt = adamw_defaults(5e-3f)};
-    PETAL_ASSERT(trainer_init(&t, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
-    CHECK(trainer_load(&t, ckpt, "another trial", &err) == PETAL_EINPUT &&
+    trainer_config tc = {.epochs = 4, .batch = 8, .seed = 5, .opt = adamw_defaults(5e-3f)};
+    PETAL_ASSERT(trainer_init(&t, &c, &meth, &tc, &tr, &va, &te, NULL, NULL, &err) == PETAL_OK);
+    CHECK(checkpoint_load(&t, ckpt, "another trial", &err) == PETAL_EINPUT &&
               strstr(err.msg, "another trial configuration"), "other config: %s", err.msg);
     FILE *f = fopen(ckpt, "r+b");
     PETAL_ASSERT(f);
@@ -324,12 +343,12 @@ static void check_resume(void) {
     long size = ftell(f);
     fclose(f);
     PETAL_ASSERT(truncate(ckpt, size / 2) == 0);
-    CHECK(trainer_load(&t, ckpt, "trial", &err) == PETAL_EINPUT && strstr(err.msg, ckpt),
+    CHECK(checkpoint_load(&t, ckpt, "trial", &err) == PETAL_EINPUT && strstr(err.msg, ckpt),
           "truncated checkpoint: %s", err.msg);
     f = fopen(ckpt, "wb");
     fputs("not a checkpoint", f);
     fclose(f);
-    CHECK(trainer_load(&t, ckpt, "trial", &err) == PETAL_EINPUT, "garbage: %s", err.msg);
+    CHECK(checkpoint_load(&t, ckpt, "trial", &err) == PETAL_EINPUT, "garbage: %s", err.msg);
     trainer_free(&t);
     trainer_free(&ref);
     unlink(ckpt);
@@ -346,14 +365,14 @@ static void check_fast_path(void) {
     ast_method meth;
     petal_err err;
     ast_method_parse(&meth, "linear", &err);
-    trial_config tc = {.epochs = 3, .batch = 8, .seed = 2, .opt = adamw_defaults(1e-2f)};
+    trainer_config tc = {.epochs = 3, .batch = 8, .seed = 2, .opt = adamw_defaults(1e-2f)};
     trainer f, s;
-    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
-    PETAL_ASSERT(trainer_init(&s, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, NULL, &err) == PETAL_OK);
+    PETAL_ASSERT(trainer_init(&s, &c, &meth, &tc, &tr, &va, &te, NULL, NULL, &err) == PETAL_OK);
     CHECK(f.fast, "linear probing takes the fast path");
     s.fast = 0;
-    CHECK(trainer_run(&f, NULL, NULL, NULL, &err) == PETAL_OK, "%s", err.msg);
-    CHECK(trainer_run(&s, NULL, NULL, NULL, &err) == PETAL_OK, "%s", err.msg);
+    CHECK(trainer_run(&f, NULL, NULL, &err) == PETAL_OK, "%s", err.msg);
+    CHECK(trainer_run(&s, NULL, NULL, &err) == PETAL_OK, "%s", err.msg);
     CHECK(f.enc[0] != NULL && s.enc[0] == NULL, "encodings made on the fast path only");
     double num = 0, den = 0;
     for (size_t i = 0; i < f.m.params.ndata; i++) {
@@ -368,13 +387,13 @@ static void check_fast_path(void) {
     trainer_free(&f);
     trainer_free(&s);
     ast_method_parse(&meth, "lora", &err);
-    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, NULL, &err) == PETAL_OK);
     CHECK(!f.fast, "LoRA trains inside the encoder: no fast path");
     trainer_free(&f);
     specaug_config aug = specaug_config_ast();
     tc.aug = &aug;
     ast_method_parse(&meth, "linear", &err);
-    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, &err) == PETAL_OK);
+    PETAL_ASSERT(trainer_init(&f, &c, &meth, &tc, &tr, &va, &te, NULL, NULL, &err) == PETAL_OK);
     CHECK(!f.fast, "SpecAugment changes the inputs every epoch: no fast path");
     trainer_free(&f);
     free_set(&tr), free_set(&va), free_set(&te);

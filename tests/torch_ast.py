@@ -18,6 +18,7 @@ A method is configuration of the one model, a dict (see normalize_method):
      "lora": {"targets": "qv", "rank": 4, "alpha": 8, "init": "reference"},
      "adapter": {"block": "bottleneck", "type": "pfeiffer", "conf": "parallel",
                  "position": "before", "residual": False, "rr": 64, "init": "petal"},
+                 # conformer block also: "kernel": 31, "norm": "applied" | "discarded"
      "prompt": {"tokens": 25, "deep": True},
      "prefix": {"tokens": 24},
      "moa": {"kind": "soft", "experts": 4, "slots": 1, "location": "ffn", "rr": 64}}
@@ -92,7 +93,7 @@ def config_for(size, **overrides):
 
 # ---------------------------------------------------------------- method configs
 
-BASES = ("full", "linear", "bitfit")
+BASES = ("full", "linear", "bitfit", "bitfit_petal")
 POOLS = ("all", "cls", "cls_dist", "prompts", "speech", "prompts+speech")
 HOOKS = ("lora", "adapter", "prompt", "prefix", "moa")
 
@@ -100,8 +101,9 @@ HOOKS = ("lora", "adapter", "prompt", "prefix", "moa")
 _DEFAULTS = {
     "lora": {"targets": "qv", "rank": None, "rr": None, "alpha": 8.0, "init": "reference"},
     "adapter": {"block": "bottleneck", "type": None, "location": None, "conf": "parallel",
-                "position": "before", "residual": False, "dim": None, "rr": None,
-                "init": None, "kernel": None},
+                "position": "before", "residual": False, "seq_add": False, "dim": None,
+                "rr": None,
+                "init": None, "kernel": None, "norm": None},
     "prompt": {"tokens": None, "deep": False},
     "prefix": {"tokens": None},
     "moa": {"kind": None, "experts": 4, "slots": None, "location": "ffn", "dim": None,
@@ -119,6 +121,19 @@ PRESETS = {
     "adapter_pfeiffer": {"adapter": {"type": "pfeiffer", "rr": 64}},
     "adapter_houlsby": {"adapter": {"type": "houlsby", "rr": 64}},
     "conformer": {"adapter": {"block": "conformer", "type": "pfeiffer", "rr": 64, "kernel": 31}},
+    # The paper's Table 1 as the reference code runs it (docs/METHODS.md "Paper presets").
+    "bitfit_petal": {"base": "bitfit_petal"},
+    "lora_paper": {"lora": {"targets": "qv", "rr": 128, "alpha": 8}},
+    "adapter_pfeiffer_paper": {"adapter": {"type": "pfeiffer", "rr": 64, "init": "reference"}},
+    "adapter_houlsby_paper": {"adapter": {"type": "houlsby", "rr": 64, "init": "reference"}},
+    "conformer_paper_speech": {"adapter": {"block": "conformer", "type": "pfeiffer", "rr": 96,
+                                           "kernel": 31, "init": "reference",
+                                           "norm": "discarded"}},
+    "conformer_paper_audio": {"adapter": {"block": "conformer", "type": "pfeiffer", "rr": 96,
+                                          "kernel": 8, "init": "reference", "norm": "discarded"}},
+    "prompt_shallow_paper": {"prompt": {"tokens": 300}},
+    "prompt_deep_paper": {"prompt": {"tokens": 25, "deep": True}},
+    "prefix_paper": {"prefix": {"tokens": 24}},
     "prompt_deep": {"prompt": {"tokens": 24, "deep": True}},
     "prefix": {"prefix": {"tokens": 24}},
     "soft_moa": {"moa": {"kind": "soft", "experts": 4, "slots": 1, "rr": 64, "location": "ffn"}},
@@ -200,22 +215,27 @@ def normalize_method(method=None, pool=None):
             if spec["residual"] not in (True, False, 0, 1):
                 _bad(f"adapter.residual must be a boolean, got {spec['residual']!r}")
             spec["residual"] = bool(spec["residual"])
+            if spec["seq_add"] not in (True, False, 0, 1):
+                _bad(f"adapter.seq_add must be a boolean, got {spec['seq_add']!r}")
+            spec["seq_add"] = bool(spec["seq_add"])
+            if spec["seq_add"] and (spec["conf"], spec["position"]) != ("sequential", "before"):
+                _bad("adapter.seq_add applies to conf sequential, position before only")
             _size_keys(spec, hook, "dim")
+            if spec["init"] is None:
+                spec["init"] = "petal"
+            _one_of(spec, hook, "init", ("petal", "reference"))
             if spec["block"] == "bottleneck":
                 if spec["kernel"] is not None:
                     _bad("adapter.kernel applies to block conformer only")
-                if spec["init"] is None:
-                    spec["init"] = "petal"
-                _one_of(spec, hook, "init", ("petal", "reference"))
+                if spec["norm"] is not None:
+                    _bad("adapter.norm applies to block conformer only")
             else:
-                if spec["init"] is not None:
-                    _bad("adapter.init applies to block bottleneck only (the Conformer "
-                         "block has one documented init)")
                 if spec["kernel"] is None:
                     spec["kernel"] = DEFAULT_KERNEL
-                _posint(spec, hook, "kernel")
-                if spec["kernel"] % 2 == 0:
-                    _bad(f"adapter.kernel must be odd, got {spec['kernel']}")
+                _posint(spec, hook, "kernel")        # even k: PyTorch's padding="same"
+                if spec["norm"] is None:
+                    spec["norm"] = "applied"
+                _one_of(spec, hook, "norm", ("applied", "discarded"))
         elif hook == "prompt":
             if spec["tokens"] is None:
                 _bad("prompt.tokens is required")
@@ -412,22 +432,26 @@ class BatchNorm(nn.Module):
 
 class ConformerBlock(nn.Module):
     """LN -> pw1 (C -> 2D) -> GLU -> depthwise conv over tokens (kernel k, zero
-    'same' padding) -> BatchNorm -> SiLU -> pw2 (D -> C, zero-initialised)."""
+    padding="same": (k-1)//2 left, k//2 right) -> BatchNorm -> SiLU -> pw2 (D -> C).
+    init "petal": pw2 zero-initialised (neutral); "reference": torch's default.
+    norm "discarded": the reference's LN, which exists but whose output is unused
+    (its parameters get no gradient: trainable_rule leaves them out)."""
 
-    def __init__(self, C, D, k):
+    def __init__(self, C, D, k, init="petal", norm="applied"):
         super().__init__()
-        self.D = D
+        self.D, self.norm_applied = D, norm == "applied"
         self.norm = nn.LayerNorm(C, eps=1e-5)
         self.pw1 = nn.Linear(C, 2 * D)
-        self.dw = nn.Conv1d(D, D, k, padding=(k - 1) // 2, groups=D)
+        self.dw = nn.Conv1d(D, D, k, padding="same", groups=D)
         self.bn = BatchNorm(D)
         self.pw2 = nn.Linear(D, C)
-        with torch.no_grad():
-            nn.init.zeros_(self.pw2.weight)
-            nn.init.zeros_(self.pw2.bias)
+        if init == "petal":
+            with torch.no_grad():
+                nn.init.zeros_(self.pw2.weight)
+                nn.init.zeros_(self.pw2.bias)
 
     def forward(self, u):                       # (B, T, C)
-        p = self.pw1(self.norm(u))
+        p = self.pw1(self.norm(u) if self.norm_applied else u)
         g = p[..., :self.D] * torch.sigmoid(p[..., self.D:])
         c = self.bn(self.dw(g.transpose(1, 2)))  # (B, D, T)
         return self.pw2(Fn.silu(c.transpose(1, 2)))
@@ -479,11 +503,12 @@ class Prefix(nn.Module):
 def _make_adapter(cfg, spec):
     D = bottleneck_size(cfg.C, spec, "dim")
     if spec["block"] == "conformer":
-        mod = ConformerBlock(cfg.C, D, spec["kernel"])
+        mod = ConformerBlock(cfg.C, D, spec["kernel"], spec["init"], spec["norm"])
     else:
         mod = Bottleneck(cfg.C, D, spec["init"])
     # Placement is configuration, not parameters.
     mod.conf, mod.position, mod.residual = spec["conf"], spec["position"], spec["residual"]
+    mod.seq_add = spec["seq_add"]
     return mod
 
 
@@ -606,7 +631,9 @@ class ASTLayer(nn.Module):
                 part = part + s
         elif A.position == "before":            # sequential
             a = A(ln)
-            part = S(a + ln if A.residual else a)
+            if A.residual:
+                a = a + ln
+            part = S(a) + a if A.seq_add else S(a)
         else:                                   # sequential after
             s = S(ln)
             part = A(s) + s if A.residual else A(s)
@@ -720,7 +747,13 @@ def _is_head_or_final_ln(name):
 METHODS = {
     "full": lambda name: True,
     "linear": _is_head_or_final_ln,
-    "bitfit": lambda name: name.endswith(".bias") or _is_head_or_final_ln(name),
+    # The reference's BitFit: the bias of every Linear and LayerNorm (the final
+    # LayerNorm's included, not its weight; not the patch projection's: a Conv2d)
+    # plus the head.
+    "bitfit": lambda name: ((name.endswith(".bias") and not name.startswith("embeddings."))
+                            or name.startswith("classifier.")),
+    # petal's earlier BitFit: every bias and the whole final LayerNorm.
+    "bitfit_petal": lambda name: name.endswith(".bias") or _is_head_or_final_ln(name),
 }
 
 _HOOK_MARKERS = (".lora_A.", ".lora_B.", ".adapter_mhsa.", ".adapter_ffn.", ".moa_mhsa.",
@@ -730,6 +763,15 @@ _HOOK_MARKERS = (".lora_A.", ".lora_B.", ".adapter_mhsa.", ".adapter_ffn.", ".mo
 def is_hook_name(name):
     """A tensor (parameter or buffer) owned by a PETL hook."""
     return name.startswith("prompt.") or any(m in name for m in _HOOK_MARKERS)
+
+
+def is_inert_name(method, name):
+    """A parameter that exists and counts as trainable (the reference's
+    requires_grad) but never acts nor learns: the Conformer LayerNorm under
+    adapter.norm "discarded"."""
+    a = normalize_method(method).get("adapter")
+    return (a is not None and a["block"] == "conformer" and a["norm"] == "discarded"
+            and (".adapter_mhsa.norm." in name or ".adapter_ffn.norm." in name))
 
 
 def trainable_rule(method):
@@ -743,6 +785,8 @@ def trainable_rule(method):
     locs = hook_locations(m)
 
     def rule(name):
+        if is_inert_name(m, name):
+            return False
         return (base(name) or is_hook_name(name) or _is_head_or_final_ln(name)
                 or ("mhsa" in locs and ".layernorm_before." in name)
                 or ("ffn" in locs and ".layernorm_after." in name))
@@ -779,13 +823,24 @@ def make_optimizer(params, lr, steps, weight_decay=0.1, betas=(0.9, 0.98), eps=1
 
 
 def param_counts(cfg, method):
-    """(trainable, total, buffers) element counts; total counts parameters only
-    (BatchNorm running stats are the separate `buffers` count)."""
+    """(trainable, total, buffers, paper) element counts; trainable includes the
+    inert parameters the reference counts (is_inert_name); total counts
+    parameters only (BatchNorm running stats are the separate `buffers` count);
+    paper: trainable without the classifier and the final LayerNorm (linear
+    probing: with them; BitFit keeps the final LayerNorm's bias)."""
     model = ASTModel(cfg, method)
+    m = model.method
     keep = set(trainable_names(model))
-    tr = sum(p.numel() for n, p in model.named_parameters() if n in keep)
+    counted = {n: p.numel() for n, p in model.named_parameters()
+               if n in keep or is_inert_name(m, n)}
+    tr = sum(counted.values())
     total = sum(p.numel() for p in model.parameters())
-    return tr, total, sum(b.numel() for b in model.buffers())
+    head = sum(v for n, v in counted.items()
+               if n.startswith("classifier.")
+               or (n.startswith("layernorm.")
+                   and not (m["base"].startswith("bitfit") and n == "layernorm.bias")))
+    paper = tr if head == tr else tr - head
+    return tr, total, sum(b.numel() for b in model.buffers()), paper
 
 
 # The counts the C side asserts (`petal model params`): ViT-B, frames 100, K 35.
@@ -801,6 +856,12 @@ COUNT_CASES = [
                                          "location": "ffn"}}),
     ("dense_moa_N4_rr64_ffn", {"moa": {"kind": "dense", "experts": 4, "rr": 64,
                                        "location": "ffn"}}),
+    ("bitfit_petal", "bitfit_petal"),
+] + [(name, name) for name in ("lora_paper", "adapter_pfeiffer_paper", "adapter_houlsby_paper",
+                               "conformer_paper_speech", "conformer_paper_audio",
+                               "prompt_shallow_paper", "prompt_deep_paper", "prefix_paper")] + [
+    ("conformer_houlsby_paper_speech",
+     {"adapter": {**PRESETS["conformer_paper_speech"]["adapter"], "type": "houlsby"}}),
 ]
 
 
@@ -808,7 +869,8 @@ COUNT_CASES = [
 EXPECTED_COUNTS = {
     "full": (85366307, 85366307),
     "linear": (28451, 85366307),
-    "bitfit": (130595, 85366307),
+    "bitfit": (129059, 85366307),
+    "bitfit_petal": (130595, 85366307),
     "lora_qv_rr64": (470819, 85808675),
     "adapter_pfeiffer_rr64": (277427, 85596851),
     "adapter_houlsby_rr64": (526403, 85827395),
@@ -819,14 +881,34 @@ EXPECTED_COUNTS = {
     "dense_moa_N4_rr64_ffn": (1005971, 86325395),
 }
 
+# The paper's own counts (Table 1 of arXiv 2312.03694 v4, issue 18); --counts
+# asserts these as `paper`.
+EXPECTED_PAPER = {
+    "bitfit": 102144,
+    "lora_paper": 221184,
+    "adapter_pfeiffer_paper": 248976,
+    "adapter_houlsby_paper": 497952,
+    "conformer_paper_speech": 270720,
+    "conformer_houlsby_paper_speech": 541440,
+    "conformer_paper_audio": 268512,
+    "prompt_shallow_paper": 230400,
+    "prompt_deep_paper": 230400,
+    "prefix_paper": 221184,
+}
+
 
 def print_counts():
     cfg = config_for("base", frames=100)
     for name, method in [("full", "full"), ("linear", "linear"), ("bitfit", "bitfit")] + COUNT_CASES:
-        tr, total, buf = param_counts(cfg, method)
-        print(f"{name:28s} tokens={token_count(cfg, method):3d} trainable={tr:9d} "
-              f"total={total:9d} buffers={buf:4d} percent={100.0 * tr / total:.4f}")
-        assert (tr, total) == EXPECTED_COUNTS[name], (name, EXPECTED_COUNTS[name])
+        tr, total, buf, paper = param_counts(cfg, method)
+        print(f"{name:30s} tokens={token_count(cfg, method):3d} trainable={tr:9d} "
+              f"total={total:9d} buffers={buf:4d} percent={100.0 * tr / total:.4f} "
+              f"paper={paper:8d}")
+        if name in EXPECTED_COUNTS:
+            assert (tr, total) == EXPECTED_COUNTS[name], (name, EXPECTED_COUNTS[name])
+        if name in EXPECTED_PAPER:
+            assert paper == EXPECTED_PAPER[name], (name, EXPECTED_PAPER[name])
+    assert param_counts(cfg, "full")[3] == 85337856     # "85M"
 
 
 # ---------------------------------------------------------------- random init
@@ -897,6 +979,15 @@ MICRO_METHODS = {
     "dense_moa_mhsa": {"moa": {"kind": "dense", "experts": 3, "dim": 2, "location": "mhsa"}},
     "soft_moa_ffn": {"moa": {"kind": "soft", "experts": 2, "slots": 2, "dim": 2}},
     "bitfit_lora": {"base": "bitfit", "lora": {"targets": "v", "rank": 1}},
+    "bitfit_petal": {"base": "bitfit_petal"},
+    "adapter_seq_add_res": {"adapter": {"location": "mhsa", "conf": "sequential",
+                                        "position": "before", "seq_add": True,
+                                        "residual": True, "dim": 3}},
+    "conformer_even": {"adapter": {"block": "conformer", "type": "houlsby", "dim": 3,
+                                   "kernel": 4}},
+    "conformer_reference": {"adapter": {"block": "conformer", "location": "mhsa", "dim": 2,
+                                        "kernel": 2, "norm": "discarded", "init": "reference",
+                                        "conf": "sequential", "position": "after"}},
     "everything": {"lora": {"targets": "qk", "rank": 2}, "prefix": {"tokens": 2},
                    "prompt": {"tokens": 2, "deep": True},
                    "adapter": {"block": "conformer", "location": "ffn", "dim": 2, "kernel": 3},
@@ -988,11 +1079,13 @@ def _check_backbone(gen):
     full = set(trainable_names(model, "full"))
     lin = set(trainable_names(model, "linear"))
     bit = set(trainable_names(model, "bitfit"))
+    bitp = set(trainable_names(model, "bitfit_petal"))
     assert full == set(names)
     assert lin == {"layernorm.weight", "layernorm.bias", "classifier.dense.weight",
                    "classifier.dense.bias"}
-    assert bit == {n for n in names if n.endswith(".bias")} | lin
-    assert "embeddings.patch_embeddings.projection.bias" in bit
+    assert bitp == {n for n in names if n.endswith(".bias")} | lin
+    assert bit == bitp - {"embeddings.patch_embeddings.projection.bias", "layernorm.weight"}
+    assert sum(n.endswith(".bias") for n in bit) == 8 * MICRO.L + 2  # q k v o fc1 fc2 ln1 ln2, lnf, head
     print(f"trainable sets ok: full {len(full)}, linear {len(lin)}, bitfit {len(bit)} tensors")
 
 
@@ -1059,8 +1152,9 @@ def _check_trainable_sets():
         locs = hook_locations(method)
         want = heads | hooks | lns([w for w, loc in (("before", "mhsa"), ("after", "ffn"))
                                     if loc in locs])
-        if m.method["base"] == "bitfit":
-            want |= {n for n, _ in m.named_parameters() if n.endswith(".bias")} | heads
+        if m.method["base"].startswith("bitfit"):
+            want |= set(trainable_names(m, m.method["base"])) | heads
+        want -= {n for n in want if is_inert_name(m.method, n)}
         assert got == want, (case, got ^ want)
         assert not any("running" in n for n in got)
     # Spot checks written out.
@@ -1118,6 +1212,8 @@ def _check_neutral(gen):
         "bottleneck sequential after": {"adapter": {"type": "pfeiffer", "dim": 3, "conf": "sequential",
                                                     "position": "after"}},
         "bottleneck parallel +res": {"adapter": {"type": "pfeiffer", "dim": 3, "residual": True}},
+        "conformer reference init": {"adapter": {"block": "conformer", "type": "pfeiffer",
+                                                 "dim": 3, "kernel": 3, "init": "reference"}},
     }
     for mode in (True, False):
         plain.train(mode)
@@ -1190,9 +1286,12 @@ def _check_explicit(gen):
     mu, var = c.mean((0, 1)), c.var((0, 1), unbiased=False)
     nb = 3 * T
 
-    def tail(cn):
-        z = cn * A.bn.weight + A.bn.bias
-        return (z * torch.sigmoid(z)) @ A.pw2.weight.T + A.pw2.bias
+    def tail_of(A):
+        def tail(cn):
+            z = cn * A.bn.weight + A.bn.bias
+            return (z * torch.sigmoid(z)) @ A.pw2.weight.T + A.pw2.bias
+        return tail
+    tail = tail_of(A)
 
     A.train()
     assert torch.allclose(A(u), tail((c - mu) / torch.sqrt(var + 1e-5)), atol=1e-12)
@@ -1202,7 +1301,26 @@ def _check_explicit(gen):
     rm, rv = A.bn.running_mean, A.bn.running_var
     assert torch.allclose(A(u), tail((c - rm) / torch.sqrt(rv + 1e-5)), atol=1e-12)
     assert torch.equal(rm, A.bn.running_mean)   # eval leaves them alone
-    print("conformer block (LN, GLU, depthwise 'same' conv, BatchNorm train/eval, SiLU) ok")
+
+    # Even kernels: padding="same" puts (k-1)//2 zeros left and k//2 right; the
+    # discarded LayerNorm leaves pw1 reading u itself.
+    for k in (2, 4, 6):
+        m = _micro_model({"adapter": {"block": "conformer", "location": "ffn", "dim": D,
+                                      "kernel": k, "norm": "discarded"}}, gen)
+        A = m.encoder.layer[0].adapter_ffn
+        A.eval()
+        p = u @ A.pw1.weight.T + A.pw1.bias
+        g = p[..., :D] * torch.sigmoid(p[..., D:])
+        c = torch.zeros(3, T, D, dtype=torch.float64) + A.dw.bias
+        gp = torch.cat([torch.zeros(3, (k - 1) // 2, D, dtype=torch.float64), g,
+                        torch.zeros(3, k // 2, D, dtype=torch.float64)], 1)
+        for t in range(T):
+            for j in range(k):
+                c[:, t] += A.dw.weight[:, 0, j] * gp[:, t + j]
+        rm, rv = A.bn.running_mean, A.bn.running_var
+        assert torch.allclose(A(u), tail_of(A)((c - rm) / torch.sqrt(rv + 1e-5)), atol=1e-12), k
+    print("conformer block (LN applied or discarded, GLU, depthwise 'same' conv with odd and "
+          "even kernels, BatchNorm train/eval, SiLU) ok")
 
     # Dense and Soft MoA.
     m = _micro_model({"moa": {"kind": "dense", "experts": 3, "dim": 2}}, gen)
@@ -1287,6 +1405,10 @@ def _check_explicit(gen):
     A = mm.encoder.layer[0].adapter_ffn
     assert A.dw.weight.shape == (16, 1, 31) and A.dw.weight.abs().max() <= 1 / math.sqrt(31)
     assert A.pw2.weight.abs().max() == 0 and torch.equal(A.bn.running_var, torch.ones(16))
+    mm = ASTModel(cfg, {"adapter": {"block": "conformer", "rr": 4, "init": "reference"}})
+    A = mm.encoder.layer[0].adapter_ffn
+    for t in (A.pw2.weight, A.pw2.bias):       # torch's Conv/Linear default: U(+-1/sqrt(D))
+        assert 0.9 / 4 < t.abs().max() <= 1 / 4
     print("documented init distributions ok")
 
 
@@ -1296,7 +1418,9 @@ def _check_config_errors():
         {"lora": {"rank": 4, "rr": 16}},
         {"lora": {"targets": "qx"}},
         {"adapter": {"type": "pfeiffer", "location": "ffn"}},
-        {"adapter": {"block": "conformer", "kernel": 4}},
+        {"adapter": {"block": "conformer", "norm": "skipped"}},
+        {"adapter": {"norm": "discarded"}},
+        {"adapter": {"seq_add": True}},
         {"adapter": {"kernel": 5}},
         {"moa": {"kind": "dense", "slots": 2}},
         {"prompt": {"tokens": 2}, "pool": "cls_dist"},

@@ -39,8 +39,10 @@ input and labels as ast_tiny.h5; base "linear" everywhere):
           "houlsby") or adapter_location ("mhsa" | "ffn") -- whichever the config
           gives, adapter_conf, adapter_position (str), adapter_residual (int32 0/1),
           adapter_dim (int32, the effective D), adapter_rr (int32, 0 when sized by
-          dim), adapter_init (str, bottleneck only); conformer only: conformer_kernel
-          (int32), conformer_ln_eps, conformer_bn_eps, conformer_bn_momentum (float64)
+          dim), adapter_init (str), adapter_seq_add (int32 1, only when set);
+          conformer only: conformer_kernel (int32, even
+          or odd), adapter_norm ("applied" | "discarded"), conformer_ln_eps,
+          conformer_bn_eps, conformer_bn_momentum (float64)
         prompt_tokens, prompt_deep (int32)
         prefix_tokens (int32)
         moa_kind ("dense" | "soft"), moa_experts (int32), moa_slots (int32, soft
@@ -110,6 +112,16 @@ METHOD_CASES = [
     ("adapter_par_after", {"adapter": {"location": "mhsa", "conf": "parallel",
                                        "position": "after", "rr": 16}}),
     ("conformer", {"adapter": {"block": "conformer", "type": "pfeiffer", "rr": 16, "kernel": 5}}),
+    # even kernels (padding="same": (k-1)//2 left, k//2 right), and the reference's
+    # Conformer: its LayerNorm discarded (no gradient, never updated), default pw2 init
+    # the reference's ablation "sequential before": part = S(a) + a, a = A(ln)
+    ("adapter_seq_before_add", {"adapter": {"location": "ffn", "conf": "sequential",
+                                            "position": "before", "seq_add": True, "rr": 16}}),
+    ("conformer_even", {"adapter": {"block": "conformer", "type": "houlsby", "rr": 16,
+                                    "kernel": 4}}),
+    ("conformer_reference", {"adapter": {"block": "conformer", "type": "pfeiffer", "rr": 16,
+                                         "kernel": 8, "norm": "discarded",
+                                         "init": "reference"}}),
     ("prompt_shallow", {"prompt": {"tokens": 3}, "pool": "all"}),
     ("prompt_deep", {"prompt": {"tokens": 3, "deep": True}, "pool": "prompts"}),
     ("prompt_deep_speech", {"prompt": {"tokens": 2, "deep": True}, "pool": "speech"}),
@@ -196,11 +208,12 @@ def flat_attrs(cfg, m):
         a.update(adapter_conf=s["conf"], adapter_position=s["position"],
                  adapter_residual=int(s["residual"]), adapter_dim=bottleneck_size(cfg.C, s, "dim"),
                  adapter_rr=s.get("rr", 0))
-        if s["block"] == "bottleneck":
-            a["adapter_init"] = s["init"]
-        else:
-            a.update(conformer_kernel=s["kernel"], conformer_ln_eps=1e-5, conformer_bn_eps=1e-5,
-                     conformer_bn_momentum=0.1)
+        a["adapter_init"] = s["init"]
+        if s["seq_add"]:
+            a["adapter_seq_add"] = 1
+        if s["block"] == "conformer":
+            a.update(conformer_kernel=s["kernel"], adapter_norm=s["norm"], conformer_ln_eps=1e-5,
+                     conformer_bn_eps=1e-5, conformer_bn_momentum=0.1)
     if "prompt" in m:
         a.update(prompt_tokens=m["prompt"]["tokens"], prompt_deep=int(m["prompt"]["deep"]))
     if "prefix" in m:

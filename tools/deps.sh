@@ -28,6 +28,11 @@ need_pc samplerate libsamplerate0-dev
 need_cmd sox sox
 need_cmd espeak-ng espeak-ng
 need_cmd h5dump hdf5-tools
+need_pc libxxhash libxxhash-dev   # trial ids: XXH3 of the canonical settings
+need_pc gsl libgsl-dev            # Sobol sequences for sampled sweeps
+need_cmd gnuplot gnuplot-nox      # report figures
+# the tests read stores the documented way (h5py, pandas) with Debian's python3
+/usr/bin/python3 -c 'import h5py, pandas' 2>/dev/null || missing+=(python3-h5py python3-pandas)
 
 if [ "${1:-}" = "--torch" ]; then
   /usr/bin/python3 -c 'import torch, torchaudio, h5py, numpy' 2>/dev/null ||

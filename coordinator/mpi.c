@@ -1,0 +1,116 @@
+// ==== The MPI executor (rank 0's view of the worker ranks) and the entry point ====
+#include "coordinator/mpi.h"
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/threads.h"
+#include "worker/rank.h"
+
+int coord_mpi_launched(void) {
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+}
+
+int coord_mpi_rank_hint(void) {
+    const char *names[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
+    for (int i = 0; i < 3; i++)
+        if (getenv(names[i])) return atoi(getenv(names[i]));
+    return 0;
+}
+
+void coord_backoff(long *us) {
+    struct timespec ts = {0, *us * 1000};
+    nanosleep(&ts, NULL);
+    *us = *us * 2 > 50000 ? 50000 : *us * 2;
+}
+
+static int mpi_start(executor *ex, int slot, const char *id, const char *settings, int budget,
+                     int attempts, petal_err *err) {
+    (void)ex, (void)err;
+    size_t n = strlen(id) + strlen(settings) + 64;
+    char *msg = petal_malloc(n);
+    int len = snprintf(msg, n, "%d %d %s\n%s", budget, attempts, id, settings);
+    MPI_Send(msg, len + 1, MPI_CHAR, slot + 1, TAG_TRIAL, MPI_COMM_WORLD);
+    free(msg);
+    return PETAL_OK;
+}
+
+static int mpi_wait(executor *ex, results_record *rec, double wait) {
+    (void)ex;
+    double until = petal_now() + wait;
+    long us = 1000;
+    for (;;) {
+        int flag = 0;
+        MPI_Status s;
+        MPI_Iprobe(MPI_ANY_SOURCE, TAG_RECORD, MPI_COMM_WORLD, &flag, &s);
+        if (flag) {
+            int len;
+            MPI_Get_count(&s, MPI_BYTE, &len);
+            char *buf = petal_malloc((size_t)(len ? len : 1));
+            MPI_Recv(buf, len, MPI_BYTE, s.MPI_SOURCE, TAG_RECORD, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            petal_err err;
+            if (results_record_unpack(rec, buf, (size_t)len, &err)) {  // cannot happen between ranks of one build
+                memset(rec, 0, sizeof *rec);
+                rec->status = RS_FAILED;
+                snprintf(rec->error, sizeof rec->error, "rank %d sent %.900s", s.MPI_SOURCE, err.msg);
+            }
+            free(buf);
+            return s.MPI_SOURCE - 1;
+        }
+        if (petal_now() >= until) return -1;
+        coord_backoff(&us);
+    }
+}
+
+static void mpi_stop(executor *ex, int slot) {
+    (void)ex;
+    int zero = 0;
+    MPI_Send(&zero, 1, MPI_INT, slot + 1, TAG_STOP, MPI_COMM_WORLD);
+}
+
+int coord_mpi_main(const sweep_spec *spec, const coord_opts *co, const worker_opts *wo, petal_err *err) {
+    MPI_Init(NULL, NULL);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    // Threads per worker rank: --threads, else SLURM_CPUS_PER_TASK, else the
+    // node's CPUs shared by the worker ranks on the node (rank 0 only coordinates).
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+    int local, has0 = rank == 0, node_has0;
+    MPI_Comm_size(node, &local);
+    MPI_Allreduce(&has0, &node_has0, 1, MPI_INT, MPI_MAX, node);
+    MPI_Comm_free(&node);
+    worker_opts w = *wo;
+    if (!w.threads) {
+        const char *slurm = getenv("SLURM_CPUS_PER_TASK");
+        long cpus = slurm && atoi(slurm) > 0 ? atoi(slurm) : 0;
+        if (!cpus) {
+            long online = sysconf(_SC_NPROCESSORS_ONLN);
+            int workers = local - node_has0;
+            cpus = workers > 0 ? online / workers : online;
+        }
+        w.threads = cpus > 0 ? (int)cpus : 1;
+    }
+    int st = PETAL_OK;
+    if (rank == 0) {
+        executor ex;
+        local_exec le;
+        if (size == 1) {
+            local_executor(&ex, &le, 1, &w);
+        } else {
+            ex = (executor){size - 1, mpi_start, mpi_wait, mpi_stop, NULL};
+        }
+        if (co->out) fprintf(co->out, "sweep over MPI: %d worker rank(s), %d thread(s) per trial\n",
+                             size == 1 ? 1 : size - 1, w.threads);
+        st = coord_run(spec, &ex, co, err);
+        if (size == 1) local_executor_free(&le);
+        for (int r = 1; r < size; r++) MPI_Send(&st, 1, MPI_INT, r, TAG_QUIT, MPI_COMM_WORLD);
+    } else {
+        worker_rank_loop(&w, co->stop);
+    }
+    MPI_Finalize();
+    return rank == 0 ? st : PETAL_OK;
+}

@@ -1,0 +1,79 @@
+// The results store of a sweep, RUN/:
+//   RUN/spec.yaml               the spec the last sweep ran (results.h5 keeps it too)
+//   RUN/trials/<id>/record.h5   each finished trial's record (results/record.h): the truth
+//   RUN/trials/<id>/fold<k>.h5  the trial's checkpoints (best state, exact resume)
+//   RUN/results.h5              the table, rebuilt from the records
+//   RUN/lock                    one writer at a time (flock: a killed sweep leaves no lock)
+// Crash safety by design: every file is written to a temporary name, fsynced and
+// renamed, so kill -9 at any instant leaves each file old or new, never partial.
+// A finished trial is safe once its record is renamed into place; results.h5
+// is rebuilt from the records in memory (write-new-then-rename) at intervals
+// that keep its cost under ~5% of the sweep's time, and at the end; `petal
+// results check` rebuilds it from the records at any time.
+//
+// results.h5 (h5py: pandas.DataFrame(h5py.File("RUN/results.h5")["/trials"][()])):
+//   attributes: format "petal-results 1", study, spec (text), spec_hash,
+//     petal_version, libraries, host, created, updated, and per-status counts
+//   /trials    one row per trial of the spec (compound): id, status, method,
+//     label, test_acc, test_acc_std, best_valid_acc, best_epoch, epochs, folds,
+//     seconds, trainable, total, peak_rss_mib, attempts, epochs_budget, decision,
+//     error, config, host, petal_version, finished_at, then one typed column per
+//     setting that varies between trials ("lora.rank" int64 with -1 when unset,
+//     "train.lr" float64 with NaN when unset, text settings as strings)
+//   /history   every finished trial's epochs (compound): id, fold, epoch,
+//     train_loss, train_acc, valid_loss, valid_acc, lr, seconds
+//   /checkpoints/<id>/fold<k>  external links to RUN/trials/<id>/fold<k>.h5
+#ifndef PETAL_RESULTS_STORE_H
+#define PETAL_RESULTS_STORE_H
+#include "results/record.h"
+#include "sweeps/spec.h"
+
+typedef struct {
+    char dir[4096];
+    int lock_fd;            // -1 when not the writer
+    const sweep_spec *spec;
+    results_record *rows;   // (spec->n) one per trial, spec order; RS_PENDING without a record
+    int n_orphans;          // records of trials the spec no longer has (kept on disk)
+    double last_rebuild, rebuild_seconds;
+    int dirty;              // rows changed since results.h5 was written
+    char created[32];
+} results_store;
+
+// Opens RUN as its one writer: creates the folders, takes the lock (a sweep
+// already running on RUN is an input error naming its pid), stores the spec
+// text, loads every record of the spec's trials (a damaged record is moved
+// aside to record.h5.damaged, reported in *notes, and its trial runs again).
+// shard: array tasks (many writers, records only: no lock, no results.h5).
+int results_store_open(results_store *s, const char *dir, const sweep_spec *spec, int shard,
+                       const petal_notes *notes, petal_err *err);
+// Records trial i's result: its record file first (the truth), then the row.
+int results_store_put(results_store *s, int i, const results_record *rec, petal_err *err);
+// Sets a row's status in memory only (running: shown in results.h5 while it runs).
+void results_store_mark(results_store *s, int i, int status);
+// Rewrites results.h5 from the rows when due (or always with force).
+int results_store_flush(results_store *s, int force, petal_err *err);
+void results_store_close(results_store *s);
+
+// The folder of trial id: RUN/trials/<id> (created when missing).
+int results_trial_dir(char *out, size_t n, const char *run, const char *id, petal_err *err);
+
+// ---- reading results.h5 (reports, `petal results ls`, `petal status`) ----------
+typedef struct {
+    char id[SWEEP_ID_LEN + 1], status[12], method[32], label[128], decision[16];
+    double test_acc, test_acc_std, best_valid_acc, seconds, peak_rss_mib;
+    long long best_epoch, epochs, folds, trainable, total, attempts, epochs_budget;
+    char *error, *config;  // owned
+    char host[64], version[64], finished_at[32];
+} results_row;
+
+typedef struct {
+    results_row *rows;
+    int n;
+    char *study, *spec, *spec_hash, *version, *libraries, *host, *created, *updated;
+} results_table;
+
+// Reads RUN/results.h5 (a store of another format version, a missing or
+// damaged file: PETAL_EINPUT naming it).
+int results_table_read(results_table *t, const char *run, petal_err *err);
+void results_table_free(results_table *t);
+#endif
