@@ -18,6 +18,7 @@ MPIRUN="mpirun --oversubscribe --bind-to none"
 pass=0; fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+# (a message with $(...) resets $? before check runs: save statuses first)
 check() { if eval "$1"; then ok; else bad "$2"; fi; }
 
 # ---- sampling errors: exit 2 and the place ---------------------------------------
@@ -96,7 +97,8 @@ for (m, seed), p in pts.items():
 # log scales: about as many lr draws below 1e-3 as above
 lo = sum(float(r["train.lr"]) < 1e-3 for r in rows); assert 45 <= lo <= 135, lo
 EOF
-  check '[ $? = 0 ]' "$kind: values in their ranges, n distinct points per entry, list axes a grid: $(tail -2 "$T/err")"
+  py=$?  # before the message's \$(...) runs
+  check '[ $py = 0 ]' "$kind: values in their ranges, n distinct points per entry, list axes a grid: $(tail -2 "$T/err")"
   check 'cmp -s "$T/a30" "$T/b30"' "$kind: the same seed gives the same trials"
   check '[ -z "$(comm -23 <(cut -d" " -f1 "$T/a7" | sort) <(cut -d" " -f1 "$T/a30" | sort))" ] && [ $(wc -l <"$T/a7") = 42 ]' \
     "$kind: growing n from 7 to 30 keeps the first 7 points (ids)"
@@ -105,19 +107,20 @@ EOF
   check '[ $(comm -12 <(cut -d" " -f1 "$T/a30" | sort) <(cut -d" " -f1 "$T/s2" | sort) | wc -l) -lt 10 ]' \
     "$kind: another seed draws other points"
 done
-# Sobol (seed 0, the plain sequence): the first 2^m points of a range put one
-# point in each of 2^m equal strata
+# Sobol (seed 0, the plain sequence): GSL's sequence leaves out the origin, so
+# its first 2^m - 1 points fill every stratum of 2^m but the first, one each
 cat >"$T/sob.yaml" <<'EOF'
 base: {drill: noop}
 grid:
   train.weight_decay: {num: [0, 1]}
-sample: {n: 16, seed: 0, kind: sobol}
+sample: {n: 15, seed: 0, kind: sobol}
 EOF
 $P sweep "$T/sob.yaml" --dry-run | grep -oE 'train.weight_decay=[0-9.e-]+' | cut -d= -f2 >"$T/sob"
 $PY -c "
 v = [float(x) for x in open('$T/sob')]
-assert len(v) == 16 and sorted(int(x * 16) for x in v) == list(range(16)), v" 2>"$T/err"
-check '[ $? = 0 ]' "sobol: 16 points, one per sixteenth: $(tr '\n' ' ' <"$T/sob") $(tail -1 "$T/err")"
+assert len(v) == 15 and sorted(int(x * 16) for x in v) == list(range(1, 16)), v" 2>"$T/err"
+py=$?  # before the message's \$(...) runs
+check '[ $py = 0 ]' "sobol: 15 points, one per sixteenth but the first: $(tr '\n' ' ' <"$T/sob") $(tail -1 "$T/err")"
 # a choice with fewer values than n gives each value once (no "comes out twice")
 printf 'base: {drill: noop}\ngrid:\n  prompt.tokens: {choice: [4, 8, 16]}\n  method: [prompt_deep]\nsample: {n: 10}\n' >"$T/few.yaml"
 $P sweep "$T/few.yaml" --dry-run >"$T/out" 2>&1; rc=$?
@@ -191,10 +194,12 @@ assert not bad and same and 0 < spent < R * len(order)
 assert sum(s == "paused" for s, _ in got.values()) > 0
 EOF
 $PY "$T/sim.py" asha "$T/grid" "$T/asha" "$T/order" >"$T/sim.out" 2>&1
-check '[ $? = 0 ] && [ $rc = 0 ]' "ASHA = the textbook (rc $rc): $(tail -2 "$T/sim.out")"
+py=$?  # before the message's \$(...) runs
+check '[ $py = 0 ] && [ $rc = 0 ]' "ASHA = the textbook (rc $rc): $(tail -2 "$T/sim.out")"
 check 'grep -q "promoted from its pause" "$T/asha.out"' "a paused trial was promoted later when its rung filled"
 $PY "$T/sim.py" median "$T/grid" "$T/median" "$T/order" >"$T/sim.out" 2>&1
-check '[ $? = 0 ] && [ $rc2 = 0 ]' "median rule = the textbook (rc $rc2): $(tail -2 "$T/sim.out")"
+py=$?  # before the message's \$(...) runs
+check '[ $py = 0 ] && [ $rc2 = 0 ]' "median rule = the textbook (rc $rc2): $(tail -2 "$T/sim.out")"
 # the store's record of the decisions
 $PY - "$T/asha" <<'EOF' 2>"$T/err"
 import sys, h5py
@@ -210,7 +215,8 @@ ids = {r["id"] for r in t if r["status"] == b"paused"}
 hist = {(h["id"], int(h["epoch"])) for h in f["/history"][()]}
 assert all((r["id"], int(r["epochs"])) in hist for r in t), "paused trials' histories are in /history"
 EOF
-check '[ $? = 0 ]' "decisions in results.h5 (status, decision, epochs_budget, rung, history): $(tail -2 "$T/err")"
+py=$?  # before the message's \$(...) runs
+check '[ $py = 0 ]' "decisions in results.h5 (status, decision, epochs_budget, rung, history): $(tail -2 "$T/err")"
 
 # ---- kill -9 during an ASHA sweep, rerun: the same decisions and store -----------------
 SECS=0.02 drills "early_stop: {kind: asha, min_epochs: 1, eta: 3}" >"$T/k.yaml"
