@@ -268,20 +268,22 @@ EOF
 check '[ $rc = 0 ] && grep -q "^ok" "$T/inv"' "mpirun -n 3 ASHA (rc $rc): $(tail -2 "$T/inv") $(tail -2 "$T/err")"
 
 # ---- a real tiny sweep: a paused, promoted trial = the same trial never paused ----------
-real() { # early_stop line
+real() { # ranks seeds early_stop-line
   cat <<EOF
 study: real
 base:
   train: {epochs: 8, batch: 8}
   method: lora
 grid:
-  lora.rank: [4, 2, 8]   # rank 4 seed 1 first: it is paused at each rung, then promoted
-  train.seed: [1, 2, 3, 4]
-$1
+  lora.rank: [$1]
+  train.seed: [$2]
+$3
 EOF
 }
-real "" >"$T/rgrid.yaml"
-real "early_stop: {kind: asha, min_epochs: 1, eta: 2}" >"$T/rasha.yaml"
+# rank 4 seed 1 runs first and is the best: paused at each rung (the first
+# result there), promoted when the next one arrives; the reference runs it alone
+real "4, 2, 8" "1, 2, 3, 4" "early_stop: {kind: asha, min_epochs: 1, eta: 2}" >"$T/rasha.yaml"
+real 4 1 "" >"$T/rgrid.yaml"
 $P sweep "$T/rgrid.yaml" --out "$T/rgrid" --threads 1 >/dev/null 2>&1; rc1=$?
 $P sweep "$T/rasha.yaml" --out "$T/rasha" --threads 1 >"$T/rasha.out" 2>&1; rc2=$?
 $PY - "$T/rasha" "$T/rgrid" "$T/rasha.out" <<'EOF' >"$T/cmp" 2>&1
@@ -295,13 +297,14 @@ for h, f in ((ha, fa), (hg, fg)):
 done = [i for i, r in a.items() if r["status"] == b"done"]
 assert done, "no trial finished"
 for i in done:
+    assert i in g, "finished %s, not the reference trial (rank 4 seed 1)" % i
     for k in ("test_acc", "best_valid_acc", "best_epoch"):
         assert a[i][k].tobytes() == g[i][k].tobytes(), (i, k, a[i][k], g[i][k])
     n = len(ha[i]); assert n == 8 and [x[:-8] for x in ha[i]] == [x[:-8] for x in hg[i]], i  # every epoch but its seconds
 # was a finished trial paused (its rung's first result) and promoted later?
 runs = {i: len(open(glob.glob(sys.argv[1] + "/trials/%s/log.txt" % i.decode())[0]).read().split("== trial")) - 1 for i in done}
 print("ok", len(done), "done of", len(a), "runs per done trial", sorted(runs.values()),
-      "epochs", fa.attrs["epochs_spent"], "of", fg.attrs["epochs_spent"])
+      "epochs", fa.attrs["epochs_spent"], "of", 8 * len(a))
 assert all(v == 4 for v in runs.values())  # budgets 1, 2, 4, 8: resumed three times
 out = open(sys.argv[3]).read()
 assert any(i.decode() + " promoted from its pause" in out for i in done), "no finished trial was paused"
