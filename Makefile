@@ -29,7 +29,7 @@ TESTBIN := $(TESTSRC:tests/%.c=build/tests/%)
 CANARYOBJ := $(LIBOBJ:build/%=build/canary/%)
 CANARYBIN := build/canary/test_gradcheck build/canary/test_fixtures
 
-.PHONY: all deps test demo bench fixtures clean
+.PHONY: all deps test demo bench fixtures clean chaos
 all: deps petal
 
 deps:
@@ -82,7 +82,13 @@ test: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory petal
-	./petal demo
+	@bash tools/demo.sh
+
+# Kill-anywhere drill: KILLS (default 20) SIGKILLs of sweeps in one process and
+# over MPI, then resume; the stores must equal an uninterrupted run's.
+chaos: deps
+	@$(MAKE) --no-print-directory petal
+	@bash tools/chaos.sh
 
 bench: deps
 	@bash tools/deps.sh --torch

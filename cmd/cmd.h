@@ -13,6 +13,7 @@ int cmd_demo(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_results(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 // Front end (cmd/cmd_fbank.c): `petal data fbank ...`, `petal bench fbank ...`.
 int cmd_data_fbank(int argc, char **argv);
 int cmd_bench_fbank(int argc, char **argv);

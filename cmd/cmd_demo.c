@@ -84,7 +84,7 @@ int cmd_demo(int argc, char **argv) {
     config_set(&kv, "model.size", "tiny", "petal demo", 0, 0);
     config_set(&kv, "method", "full", "petal demo", 0, 0);
     config_set(&kv, "train.epochs", quick ? "2" : "30", "petal demo", 0, 0);
-    config_set(&kv, "features.frames", quick ? "128" : "300", "petal demo", 0, 0);
+    if (quick) config_set(&kv, "features.frames", "128", "petal demo", 0, 0);
     config_set(&kv, "train.batch", "16", "petal demo", 0, 0);
     config_set(&kv, "train.lr", "3e-3", "petal demo", 0, 0);
     trial_opts opt = {.save_backbone = backbone, .share_dir = args_backbone_cache(NULL),

@@ -132,7 +132,8 @@ int cmd_sweep(int argc, char **argv) {
                       .timeout = timeout};
     coord_opts co = {.run = out, .max_attempts = max_attempts, .retry_failed = retry_failed,
                      .shard = k, .nshards = nshards, .stop = &stop_flag, .out = stdout,
-                     .live = isatty(1), .notes = {print_note, stderr}};
+                     // under mpirun, stdout is the launcher's pipe or pty, whatever the user's is
+                     .live = isatty(1) && !mpi, .notes = {print_note, stderr}};
     if (mpi) {
         st = coord_mpi_main(&spec, &co, &wo, &err);
     } else {

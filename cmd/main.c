@@ -21,6 +21,7 @@ static const subcommand subcommands[] = {
     {"data", cmd_data, "audio front end and datasets (fbank, synth corpora)"},
     {"sweep", cmd_sweep, "run a study (YAML spec) into a results store, in one process or over MPI"},
     {"results", cmd_results, "check, repair and list a results store"},
+    {"report", cmd_report, "tables and figures of a results store (md, csv, tex, html)"},
     {"demo", cmd_demo, "the small embedded study that `make demo` runs"},
 };
 #define NSUB (int)(sizeof subcommands / sizeof subcommands[0])

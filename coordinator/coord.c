@@ -139,8 +139,8 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
     qsort_r(queue, (size_t)nq, sizeof *queue, by_cost, cost);
     slot_state *slot = petal_calloc((size_t)ex->slots, sizeof *slot);
     for (int k = 0; k < ex->slots; k++) slot[k].trial = -1;
-    int running = 0, done = 0, failed = 0, stopped = 0, stopping = 0;
-    double t0 = petal_now(), cost_left = 0, secs_done = 0, cost_done = 0;
+    int running = 0, done = 0, failed = 0, stopped = 0, stopping = 0, store_failed = 0;
+    double t0 = petal_now(), cost_left = 0, secs_done = 0, cost_done = 0, last_live = 0;
     for (int i = 0; i < nq; i++) cost_left += cost[queue[i]];
     if (o->out && early)
         fprintf(o->out, "early stopping (%s): rungs at %d x %d^k epochs; %d trial(s) paused, %d to go on%s\n",
@@ -200,37 +200,54 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
                 failed++;
                 cost_left -= slot[k].cost;
             }
-            if ((st = results_store_put(&store, i, &rec, err))) {
-                results_record_free(&rec);
-                break;
+            petal_err perr;
+            int stored = !results_store_put(&store, i, &rec, &perr);
+            if (!stored) {
+                // The disk is full or gone: stop the trials in flight (their
+                // checkpoints stay), keep what is stored, report, let a rerun go on.
+                if (!store_failed) *err = perr;
+                store_failed = 1;
+                if (!stopping)
+                    for (int s2 = 0; s2 < ex->slots; s2++)
+                        if (slot[s2].trial >= 0) ex->stop(ex, s2);
+                stopping = 1;
+                retry = 0;  // not now: the next run picks it up
             }
             busy[i] = 0;
             if (retry) queue[--qhead] = i, busy[i] = 1;  // again, next
             // Early stopping: the decisions this result calls for, then the
             // trials they let go on (this one, or paused ones now in the top).
+            // A decision that cannot be written stops the sweep as a record
+            // that cannot be stored does; the rerun takes it from the records.
             int changed = 0;
-            if (early && !stopping && !retry) {
-                if ((st = early_decide(&store, es, max_epochs, active, &changed, err))) {
-                    results_record_free(&rec);
-                    break;
-                }
-                for (int j = 0; changed && j < n; j++) {
-                    if (!active[j] || busy[j] || store.rows[j].status != RS_STOPPED) continue;
-                    int b = early_next(&store.rows[j], es, max_epochs[j]);
-                    if (!b) continue;
-                    budget[j] = b, busy[j] = 1, cont[ncont++] = j;
-                    if (j == i || !o->out) continue;
-                    if (o->live) fprintf(o->out, "\r\033[K");
-                    fprintf(o->out, "%s promoted from its pause at epoch %d (rung %d), next budget %d\n",
-                            spec->trials[j].id, early_epochs(&store.rows[j]),
-                            early_rung(es, max_epochs[j], early_epochs(&store.rows[j])), b);
-                }
+            if (early && stored && !stopping && !retry &&
+                early_decide(&store, es, max_epochs, active, &changed, &perr)) {
+                if (!store_failed) *err = perr;
+                store_failed = stopping = 1;
+                for (int s2 = 0; s2 < ex->slots; s2++)
+                    if (slot[s2].trial >= 0) ex->stop(ex, s2);
+                changed = 0;
+            }
+            for (int j = 0; changed && j < n; j++) {
+                if (!active[j] || busy[j] || store.rows[j].status != RS_STOPPED) continue;
+                int b = early_next(&store.rows[j], es, max_epochs[j]);
+                if (!b) continue;
+                budget[j] = b, busy[j] = 1, cont[ncont++] = j;
+                if (j == i || !o->out) continue;
+                if (o->live) fprintf(o->out, "\r\033[K");
+                fprintf(o->out, "%s promoted from its pause at epoch %d (rung %d), next budget %d\n",
+                        spec->trials[j].id, early_epochs(&store.rows[j]),
+                        early_rung(es, max_epochs[j], early_epochs(&store.rows[j])), b);
             }
             const results_record *row = &store.rows[i];
-            int decided_now = early && rec.status == RS_STOPPED && row->decision[0];
+            int decided_now = early && stored && rec.status == RS_STOPPED && row->decision[0];
             stopped += rec.status == RS_STOPPED && !decided_now;
             if (decided_now && row->status == RS_PAUSED) cost_left -= slot[k].cost;
-            if (o->out && decided_now) {
+            if (o->out && !stored) {
+                if (o->live) fprintf(o->out, "\r\033[K");
+                fprintf(o->out, "%s %s, but its record could not be stored\n", t->id,
+                        results_status_name(rec.status));
+            } else if (o->out && decided_now) {
                 int e = early_epochs(row);
                 char vary[600];
                 varying_text(vary, sizeof vary, spec, t);
@@ -251,21 +268,36 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
             }
             results_record_free(&rec);
         }
-        if (!st) st = results_store_flush(&store, 0, err);
-        if (o->out && o->live) {
+        if (!st && !store_failed) {
+            petal_err ferr;
+            if (results_store_flush(&store, 0, &ferr)) {  // as above: stop, keep, report
+                *err = ferr;
+                store_failed = stopping = 1;
+                for (int s2 = 0; s2 < ex->slots; s2++)
+                    if (slot[s2].trial >= 0) ex->stop(ex, s2);
+            }
+        }
+        if (o->out && o->live && petal_now() - last_live >= 1.0) {
+            last_live = petal_now();
             char el[32], eta[32];
             double rate = cost_done > 0 ? secs_done / cost_done : NAN;
             fmt_secs(el, sizeof el, petal_now() - t0);
             fmt_secs(eta, sizeof eta, rate * cost_left / ex->slots);
             fprintf(o->out, "\r\033[K%d done, %d running, %d failed, %d left, %s elapsed, ETA %s", done0 + done,
-                    running, failed + failed_kept, nq - qhead, el, eta);
+                    running, failed + failed_kept, nq - qhead + ncont, el, eta);
             fflush(o->out);
         }
     }
     if (o->out && o->live) fprintf(o->out, "\r\033[K");
     petal_err ferr;
-    int fst = results_store_flush(&store, 1, &ferr);
-    if (!st && fst) st = fst, *err = ferr;
+    int fst = store_failed ? PETAL_OK : results_store_flush(&store, 1, &ferr);
+    if (!st && fst) st = fst, *err = ferr, store_failed = 1;
+    if (!st && store_failed) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        st = petal_fail(err, PETAL_EFAIL, "%s; every finished trial is kept and the trials in flight "
+                        "were checkpointed: rerun the same command when there is room", why);
+    }
     if (!st && o->out) {
         char el[32];
         fmt_secs(el, sizeof el, petal_now() - t0);

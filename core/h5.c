@@ -1,8 +1,11 @@
 // ==== HDF5 helpers: attributes, strings, whole datasets ===========================
 #include "core/h5.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/common.h"
 
@@ -101,3 +104,21 @@ h5_quiet h5_quiet_begin(void) {
 }
 
 void h5_quiet_end(h5_quiet q) { H5Eset_auto2(H5E_DEFAULT, q.fn, q.data); }
+
+int file_commit(const char *tmp, const char *path) {
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC), bad = fd < 0 || fsync(fd);
+    if (fd >= 0) close(fd);
+    if (!bad) bad = rename(tmp, path) != 0;
+    if (bad) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    if ((fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) fsync(fd), close(fd);
+    return 0;
+}

@@ -19,6 +19,9 @@ int h5_put_data(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, co
                 int rank, const hsize_t *dims);
 // A dataset read whole into v; -1 unless it holds exactly n elements.
 int h5_get_data(hid_t obj, const char *name, hid_t mem_type, void *v, hsize_t n);
+// Makes a finished temporary file the real one: fsync it, rename it over path,
+// fsync the folder. 0, or -1 with errno set and tmp removed.
+int file_commit(const char *tmp, const char *path);
 // HDF5's own error printing, off while petal reports errors itself (with the
 // file and field) and back on with h5_quiet_end.
 typedef struct {

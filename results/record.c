@@ -175,14 +175,6 @@ int results_record_unpack(results_record *rec, const char *buf, size_t len, peta
 // ---- the record file ------------------------------------------------------------
 #define FORMAT "petal-record 1"
 
-static int fsync_file(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int r = fsync(fd);
-    close(fd);
-    return r;
-}
-
 int results_record_write(const results_record *rec, const char *path, petal_err *err) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
@@ -226,11 +218,9 @@ int results_record_write(const results_record *rec, const char *path, petal_err 
         bad |= H5Fclose(f) < 0;
     }
     h5_quiet_end(q);
-    if (!bad && fsync_file(tmp)) bad = 1;
-    if (!bad && rename(tmp, path)) bad = 1;
-    if (bad) {
+    if (bad) unlink(tmp);
+    if (bad || file_commit(tmp, path)) {
         int e = errno;
-        unlink(tmp);
         return petal_fail(err, PETAL_EFAIL, "%s: cannot write the trial record (%s)", path,
                           e ? strerror(e) : "HDF5 error");
     }

@@ -36,12 +36,11 @@ static int write_atomic(const char *path, const char *text, petal_err *err) {
     char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
-    int bad = !f || fputs(text, f) < 0 || fflush(f) || fsync(fileno(f));
+    int bad = !f || fputs(text, f) < 0;
     if (f && fclose(f)) bad = 1;
-    if (!bad && rename(tmp, path)) bad = 1;
-    if (bad) {
+    if (bad) unlink(tmp);
+    if (bad || file_commit(tmp, path)) {
         int e = errno;
-        unlink(tmp);
         return petal_fail(err, PETAL_EFAIL, "%s: cannot write (%s)", path, strerror(e));
     }
     return PETAL_OK;
@@ -395,15 +394,9 @@ static int write_results(const results_store *s, const char *path, petal_err *er
     }
     h5_quiet_end(q);
     free(c), free(rows), free(hist);
-    int fd = bad ? -1 : open(tmp, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        bad |= fsync(fd) != 0;
-        close(fd);
-    }
-    if (!bad && rename(tmp, path)) bad = 1;
-    if (bad) {
+    if (bad) unlink(tmp);
+    if (bad || file_commit(tmp, path)) {
         int e = errno;
-        unlink(tmp);
         return petal_fail(err, PETAL_EFAIL, "%s: cannot write the results store (%s)", path,
                           e ? strerror(e) : "HDF5 error");
     }

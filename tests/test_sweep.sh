@@ -192,5 +192,26 @@ check '[ $rc = 2 ] && grep -q "results.h5: not an HDF5 file" "$T/err"' "a damage
 $P results check "$T/ref" >/dev/null 2>&1 && $P results ls "$T/ref" >/dev/null 2>&1
 check '[ $? = 0 ]' "and check repairs it"
 
+# ---- a full disk: a clear error, nothing finished lost, go on once there is room ----
+cat >"$T/many.yaml" <<'EOF2'
+base: {drill: noop}
+grid: {train.seed: {int: [1, 1000000]}}
+sample: {n: 150, seed: 1}
+EOF2
+mkdir -p "$T/small"
+if mount -t tmpfs -o size=400k tmpfs "$T/small" 2>/dev/null; then
+  $P sweep "$T/many.yaml" --out "$T/small/run" >"$T/out" 2>"$T/err"; rc=$?
+  done1=$(grep -c " done " "$T/out")
+  check '[ $rc = 1 ] && grep -q "No space left on device" "$T/err" && grep -q "rerun the same command when there is room" "$T/err"' \
+    "a full disk stops the sweep with a clear error (rc $rc): $(tail -2 "$T/err")"
+  mount -o remount,size=20m "$T/small"
+  $P sweep "$T/many.yaml" --out "$T/small/run" >"$T/out" 2>"$T/err"; rc=$?
+  check '[ $rc = 0 ] && [ "$($P results ls "$T/small/run" --status done | grep -c " done ")" = 150 ] && [ $done1 -gt 0 ] && grep -q "$done1 done before\|[0-9]* done before" "$T/out"' \
+    "with room again the sweep finishes, keeping the $done1 finished before (rc $rc): $(head -1 "$T/out") $(tail -1 "$T/err")"
+  umount "$T/small"
+else
+  echo "SKIPPED: full-disk case (cannot mount a tmpfs here)"
+fi
+
 echo "sweep: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -45,8 +45,8 @@ check '[ $rc = 0 ] && grep -q "method=lora train=8 " "$T/err"' "gsc 2-shot trial
 
 # A trained trial predicts from its checkpoint: top-1 over the test list gives
 # exactly the trial's test accuracy (same features, best state, eval mode).
-# (the adapter trial without the file's lora.rank: a method without LoRA refuses LoRA keys)
-grep -v '^lora' "$T/gsc.yaml" >"$T/gsc_adapter.yaml"
+# (the file's lora.rank would be refused for a method without LoRA: drop it)
+sed '/lora.rank/d' "$T/gsc.yaml" >"$T/gsc_adapter.yaml"
 $P train "$T/gsc_adapter.yaml" --set method=adapter_pfeiffer --set adapter.dim=8 --out "$T/gscrun" >"$T/out" 2>"$T/err"
 rc=$?
 want=$(sed -n 's/^result fold=1 .*test_acc=\([0-9.]*\) .*/\1/p' "$T/out")

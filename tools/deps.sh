@@ -28,6 +28,7 @@ need_cmd h5dump hdf5-tools
 need_pc libxxhash libxxhash-dev   # trial ids: XXH3 of the canonical settings
 need_pc gsl libgsl-dev            # Sobol sequences for sampled sweeps
 need_cmd gnuplot gnuplot-nox      # report figures
+need_cmd chromium chromium        # the report test renders the HTML page headless
 # the tests read stores the documented way (h5py, pandas) with Debian's python3
 /usr/bin/python3 -c 'import h5py, pandas' 2>/dev/null || missing+=(python3-h5py python3-pandas)
 
