@@ -5,7 +5,8 @@
 # curves q (1 - e^(-epoch/tau))), 30 real tiny trials on synthetic data; with
 # BENCH_ASHA_DEMO=1 also the demo study
 # sweeps/demo.yaml (needs PETAL_DATA with target/ and backbone.h5 from make demo;
-# about 30 min on the shared 2-core machine). Prints `asha study= ...` lines.
+# the grid alone takes well over an hour on the shared 2-core machine). Prints
+# `asha study= ...` lines.
 cd "$(dirname "$0")/.."
 P=$PWD/petal
 PY=/usr/bin/python3
