@@ -58,12 +58,27 @@ static int rung_results(entry **out, const results_store *s, const char *active,
     return k;
 }
 
-// ASHA: is trial i in the top floor(n / eta) of the rung at epoch?
-static int in_top(const results_store *s, const char *active, int i, int epoch, int eta) {
+// The rungs' sorted results, computed once per decision round: (epoch) -> entries.
+typedef struct {
+    int epoch, n;
     entry *e;
-    int n = rung_results(&e, s, active, epoch, 0), top = n / eta, in = 0;
-    for (int k = 0; k < top && !in; k++) in = !strcmp(e[k].id, s->rows[i].id);
-    free(e);
+} rung_cache;
+
+// ASHA: is trial i in the top floor(n / eta) of the rung at epoch?
+static int in_top(rung_cache **rc, int *nrc, const results_store *s, const char *active, int i, int epoch,
+                  int eta) {
+    int c = 0;
+    while (c < *nrc && (*rc)[c].epoch != epoch) c++;
+    if (c == *nrc) {
+        size_t cap = (size_t)*nrc;
+        *rc = petal_grow(*rc, &cap, (size_t)*nrc + 1, sizeof **rc);
+        (*rc)[c].epoch = epoch;
+        (*rc)[c].n = rung_results(&(*rc)[c].e, s, active, epoch, 0);
+        ++*nrc;
+    }
+    const rung_cache *r = &(*rc)[c];
+    int top = r->n / eta, in = 0;
+    for (int k = 0; k < top && !in; k++) in = !strcmp(r->e[k].id, s->rows[i].id);
     return in;
 }
 
@@ -88,7 +103,8 @@ static int write_row(results_store *s, int i, int status, const char *decision, 
 
 int early_decide(results_store *s, const early_stop *es, const int *max_epochs, const char *active,
                  int *changed, petal_err *err) {
-    int n = s->spec->n, st = PETAL_OK;
+    int n = s->spec->n, st = PETAL_OK, nrc = 0;
+    rung_cache *rc = NULL;  // decisions change no history, so the rungs hold for the round
     *changed = 0;
     // Every decision reads only the histories (which trials reach which epoch),
     // never other decisions: the order of this loop changes nothing.
@@ -97,7 +113,7 @@ int early_decide(results_store *s, const early_stop *es, const int *max_epochs, 
         if (!active[i] || !undecided(r, es, max_epochs[i])) continue;
         int e = early_epochs(r);
         if (es->kind == EARLY_ASHA)
-            st = in_top(s, active, i, e, es->eta) ? write_row(s, i, RS_STOPPED, "promoted", err)
+            st = in_top(&rc, &nrc, s, active, i, e, es->eta) ? write_row(s, i, RS_STOPPED, "promoted", err)
                                                   : write_row(s, i, RS_PAUSED, "paused", err);
         else
             st = below_median(s, active, i, e) ? write_row(s, i, RS_PAUSED, "stopped", err)
@@ -108,10 +124,12 @@ int early_decide(results_store *s, const early_stop *es, const int *max_epochs, 
         results_record *r = &s->rows[i];
         if (!active[i] || r->status != RS_PAUSED || strcmp(r->decision, "paused")) continue;
         int e = early_epochs(r);
-        if (early_rung(es, max_epochs[i], e) < 0 || !in_top(s, active, i, e, es->eta)) continue;
+        if (early_rung(es, max_epochs[i], e) < 0 || !in_top(&rc, &nrc, s, active, i, e, es->eta)) continue;
         st = write_row(s, i, RS_STOPPED, "promoted", err);
         ++*changed;
     }
+    for (int c = 0; c < nrc; c++) free(rc[c].e);
+    free(rc);
     return st;
 }
 
