@@ -29,7 +29,7 @@ TESTBIN := $(TESTSRC:tests/%.c=build/tests/%)
 CANARYOBJ := $(LIBOBJ:build/%=build/canary/%)
 CANARYBIN := build/canary/test_gradcheck build/canary/test_fixtures
 
-.PHONY: all deps test demo bench bench-asha fixtures clean chaos
+.PHONY: all deps test demo bench bench-asha fixtures clean chaos install
 all: deps petal
 
 deps:
@@ -105,6 +105,18 @@ fixtures: deps
 	$(PYTHON) tests/torch_ref.py tests/fixtures
 	$(PYTHON) tests/torchaudio_ref.py tests/fixtures
 	$(PYTHON) tests/hf_ref.py tests/fixtures
+
+# `make install PREFIX=...`: the binary, the man page petal(1), the ready-made
+# sweep specs and the docs under share/petal. DESTDIR stages a package.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: petal
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/petal/sweeps $(DESTDIR)$(PREFIX)/share/petal/docs
+	install -m 755 petal $(DESTDIR)$(PREFIX)/bin/petal
+	install -m 644 docs/petal.1 $(DESTDIR)$(PREFIX)/share/man/man1/petal.1
+	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/petal/docs/
+	$(if $(wildcard sweeps/*.yaml),install -m 644 $(wildcard sweeps/*.yaml) $(DESTDIR)$(PREFIX)/share/petal/sweeps/)
 
 clean:
 	rm -rf build petal

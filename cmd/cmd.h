@@ -14,6 +14,11 @@ int cmd_predict(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_results(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+// Clusters (cmd/cmd_slurm.c, cmd/cmd_status.c): batch scripts and a run's progress.
+int cmd_slurm(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+// `petal --version`, `petal version` (cmd/cmd_version.c).
+int cmd_version(int argc, char **argv);
 // Front end (cmd/cmd_fbank.c): `petal data fbank ...`, `petal bench fbank ...`.
 int cmd_data_fbank(int argc, char **argv);
 int cmd_bench_fbank(int argc, char **argv);

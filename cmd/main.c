@@ -22,6 +22,9 @@ static const subcommand subcommands[] = {
     {"sweep", cmd_sweep, "run a study (YAML spec) into a results store, in one process or over MPI"},
     {"results", cmd_results, "check, repair and list a results store"},
     {"report", cmd_report, "tables and figures of a results store (md, csv, tex, html)"},
+    {"slurm", cmd_slurm, "write (and submit) a SLURM batch script for a sweep: MPI or a job array"},
+    {"status", cmd_status, "a sweep's done / running / failed / left trials and its SLURM jobs"},
+    {"version", cmd_version, "petal's version, commit and the library versions it runs with"},
     {"demo", cmd_demo, "the small embedded study that `make demo` runs"},
 };
 #define NSUB (int)(sizeof subcommands / sizeof subcommands[0])
@@ -48,6 +51,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) return cmd_version(argc - 1, argv + 1);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;

@@ -93,10 +93,8 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
                           "as one sweep (one process or mpirun), not in --shard array tasks", spec->path);
     }
     for (int i = 0; i < n; i++) {
-        if (o->nshards > 0) {  // array task: a stable shard of the trials (by id)
-            unsigned long long h = strtoull(spec->trials[i].id, NULL, 16);
-            if ((int)(h % (unsigned long long)o->nshards) != o->shard) continue;
-        }
+        // array task: a stable shard of the trials (by id)
+        if (o->nshards > 0 && !sweep_in_shard(spec->trials[i].id, o->shard, o->nshards)) continue;
         active[i] = 1;
         if (early) {
             trial_settings ts;

@@ -8,6 +8,7 @@
 #include <samplerate.h>
 #include <sndfile.h>
 #include <stdio.h>
+#include <string.h>
 #include <xxhash.h>
 #include <yaml.h>
 
@@ -21,10 +22,12 @@ void petal_library_versions(char *out, size_t n) {
     unsigned maj, min, rel;
     H5get_libversion(&maj, &min, &rel);
     unsigned xx = XXH_versionNumber();
+    const char *blas = openblas_get_config();  // "OpenBLAS 0.3.21 DYNAMIC_ARCH ..."
+    if (!strncmp(blas, "OpenBLAS ", 9)) blas += 9;
     snprintf(out, n,
              "OpenBLAS %s\nHDF5 %u.%u.%u\nFFTW %s\nlibyaml %s\nlibsndfile %s\nlibsamplerate %s\n"
              "xxHash %u.%u.%u\nGSL %s\n",
-             openblas_get_config(), maj, min, rel, fftwf_version, yaml_get_version_string(),
+             blas, maj, min, rel, fftwf_version, yaml_get_version_string(),
              sf_version_string(), src_get_version(), xx / 10000, xx / 100 % 100, xx % 100,
              gsl_version);
 }

@@ -46,6 +46,17 @@ static int write_atomic(const char *path, const char *text, petal_err *err) {
     return PETAL_OK;
 }
 
+// True when the file at path holds exactly text.
+static int same_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = strlen(text), i = 0;
+    int c, same = 1;
+    while (same && (c = fgetc(f)) != EOF) same = i < n && (char)c == text[i++];
+    fclose(f);
+    return same && i == n;
+}
+
 static void now_iso(char *out, size_t n) {
     time_t t = time(NULL);
     struct tm tm;
@@ -105,8 +116,10 @@ int results_store_open(results_store *s, const char *dir, const sweep_spec *spec
         snprintf(line, sizeof line, "%s\n", s->created);
         st = write_atomic(path, line, err);
     }
+    // array tasks write the spec only when it is missing or another: `petal
+    // results check` merges their records with it
     snprintf(path, sizeof path, "%s/spec.yaml", dir);
-    if (!st && !shard) st = write_atomic(path, spec->text, err);
+    if (!st && (!shard || !same_text(path, spec->text))) st = write_atomic(path, spec->text, err);
     if (st) {
         results_store_close(s);
         return st;

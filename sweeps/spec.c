@@ -836,3 +836,8 @@ void sweep_spec_free(sweep_spec *s) {
     free(s->trials), free(s->varying), free(s->path), free(s->text);
     memset(s, 0, sizeof *s);
 }
+
+int sweep_in_shard(const char *id, int k, int nshards) {
+    unsigned long long h = strtoull(id, NULL, 16);
+    return nshards <= 1 || (int)(h % (unsigned long long)nshards) == k;
+}

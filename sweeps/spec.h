@@ -50,4 +50,8 @@ void sweep_spec_free(sweep_spec *s);
 
 // XXH3-64 of text as 16 lower-case hex digits (the trial id of an identity).
 void sweep_hash(char out[SWEEP_ID_LEN + 1], const char *text, size_t n);
+
+// True when trial `id` belongs to shard k of nshards (array jobs): its id, a
+// hash, modulo nshards, so a trial's shard never changes with the spec's order.
+int sweep_in_shard(const char *id, int k, int nshards);
 #endif

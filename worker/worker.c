@@ -6,6 +6,7 @@
 #include <math.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -131,7 +132,9 @@ static void child_main(int wfd, const char *id, const char *settings, int budget
     int st = results_trial_dir(dir, sizeof dir, o->run, id, &err);
     snprintf(log, sizeof log, "%s/log.txt", dir);
     int lfd = st ? -1 : open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
-    if (lfd >= 0) dup2(lfd, 2), close(lfd);
+    // the log stays flocked while the trial lives: `petal status` counts a
+    // trial as running exactly when someone holds it (no stale pid files)
+    if (lfd >= 0) flock(lfd, LOCK_EX | LOCK_NB), dup2(lfd, 2), close(lfd);
     setvbuf(stderr, NULL, _IOLBF, 0);
     // the parent's handlers (MPI's backtrace printer, the sweep's stop flag) are not the trial's
     int dfl[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGCHLD, SIGPIPE};
