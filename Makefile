@@ -12,9 +12,23 @@ PKGS    := hdf5 fftw3f yaml-0.1 sndfile samplerate ompi-c libxxhash
 BLASDIR := /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp
 BLAS_PC := PKG_CONFIG_LIBDIR=$(BLASDIR)/pkgconfig pkg-config
 CFLAGS  ?= -O3 -march=native
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -g -I. \
+# `override`: flags given on the command line (make test CFLAGS=...) extend
+# these instead of replacing them.
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -g -I. \
            $(shell $(BLAS_PC) --cflags openblas 2>/dev/null) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# make test SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer on everything
+# (any report fails the test that triggered it; see README "Reliability").
+ifeq ($(SAN),1)
+override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
+                   -fno-sanitize-recover=undefined -Wno-error=format-truncation
+# (-fsanitize changes GCC's value ranges: format-truncation then warns where the
+# plain build, which keeps it an error, does not; here it stays a warning.)
+endif
+# The flags every object was built with: changing them (SAN=1 or not, CFLAGS=...)
+# rebuilds everything instead of linking objects of two builds together.
+FLAGSTAMP := build/.flags
+$(shell mkdir -p build; echo '$(CC) $(CFLAGS)' | cmp -s - $(FLAGSTAMP) || echo '$(CC) $(CFLAGS)' >$(FLAGSTAMP))
 LDLIBS  := -lgsl $(shell $(BLAS_PC) --libs openblas 2>/dev/null) -Wl,-rpath,$(BLASDIR) \
            $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 PYTHON  := /usr/bin/python3
@@ -29,7 +43,7 @@ TESTBIN := $(TESTSRC:tests/%.c=build/tests/%)
 CANARYOBJ := $(LIBOBJ:build/%=build/canary/%)
 CANARYBIN := build/canary/test_gradcheck build/canary/test_fixtures
 
-.PHONY: all deps test demo bench bench-asha fixtures clean chaos install
+.PHONY: all deps test demo bench bench-asha fixtures clean chaos install fuzz valgrind
 all: deps petal
 
 deps:
@@ -54,30 +68,30 @@ build/git-commit: FORCE
 	@mkdir -p build
 	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
 build/core/version.o: build/git-commit
-build/core/version.o: CFLAGS += -DPETAL_GIT='"$(GIT_COMMIT)"'
+build/core/version.o: override CFLAGS += -DPETAL_GIT='"$(GIT_COMMIT)"'
 .PHONY: FORCE
 FORCE:
 
-build/%.o: %.c $(wildcard core/*.h */*.h)
+build/%.o: %.c $(wildcard core/*.h */*.h) $(FLAGSTAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
-build/canary/%.o: %.c $(wildcard core/*.h */*.h)
+build/canary/%.o: %.c $(wildcard core/*.h */*.h) $(FLAGSTAMP)
 	@mkdir -p $(dir $@)
 	@$(CC) $(CFLAGS) -DPETAL_CANARY -c -o $@ $<
 
-build/tests/%: tests/%.c tests/check.h build/libpetal.a
+build/tests/%: tests/%.c tests/check.h build/libpetal.a $(FLAGSTAMP)
 	@mkdir -p $(dir $@)
 	@echo "  LD $@"
 	@$(CC) $(CFLAGS) -o $@ $< build/libpetal.a $(LDLIBS)
 
-build/canary/test_%: tests/test_%.c tests/check.h build/canary/libpetal.a
+build/canary/test_%: tests/test_%.c tests/check.h build/canary/libpetal.a $(FLAGSTAMP)
 	@mkdir -p $(dir $@)
 	@$(CC) $(CFLAGS) -DPETAL_CANARY -o $@ $< build/canary/libpetal.a $(LDLIBS)
 
 test: deps
-	@$(MAKE) --no-print-directory petal $(TESTBIN) $(CANARYBIN)
+	@$(MAKE) --no-print-directory petal $(TESTBIN) $(CANARYBIN) build/tests/h5poke
 	@bash tests/run.sh
 
 demo: deps
@@ -117,6 +131,45 @@ install: petal
 	install -m 644 docs/petal.1 $(DESTDIR)$(PREFIX)/share/man/man1/petal.1
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/petal/docs/
 	$(if $(wildcard sweeps/*.yaml),install -m 644 $(wildcard sweeps/*.yaml) $(DESTDIR)$(PREFIX)/share/petal/sweeps/)
+
+# libFuzzer targets (tests/fuzz/): the core built with clang, coverage, ASan
+# and UBSan into build/fuzz; `make fuzz FUZZ_SECONDS=N` runs each for N seconds.
+FUZZ_SECONDS ?= 60
+FUZZCC    := clang
+FUZZFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -Wall -Wno-unknown-pragmas \
+             -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+             $(shell $(BLAS_PC) --cflags openblas 2>/dev/null) \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZOBJ   := $(wildcard core/*.c)
+FUZZOBJ   := $(FUZZOBJ:%.c=build/fuzz/%.o)
+FUZZBIN   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+build/fuzz/%.o: %.c $(wildcard core/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC $<"
+	@$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/libpetal.a: $(FUZZOBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libpetal.a
+	@echo "  FUZZLD $@"
+	@$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libpetal.a $(LDLIBS) -lgomp
+
+fuzz: deps
+	@command -v $(FUZZCC) >/dev/null && [ -n "$$($(FUZZCC) -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null | grep /)" ] || \
+	  bash tools/deps.sh --fuzz
+	@$(MAKE) --no-print-directory $(FUZZBIN)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+
+# valgrind memcheck on the core unit tests. valgrind 3.19 cannot run AVX-512,
+# so this builds without -march=native (the flags stamp rebuilds everything).
+VALGRIND_TESTS ?= test_settings test_audio test_fbank test_featcache test_dataset test_import
+valgrind: deps
+	@command -v valgrind >/dev/null || bash tools/deps.sh --valgrind
+	@$(MAKE) --no-print-directory CFLAGS="-O1" $(VALGRIND_TESTS:%=build/tests/%)
+	@bash tests/valgrind.sh $(VALGRIND_TESTS)
 
 clean:
 	rm -rf build petal

@@ -59,7 +59,7 @@ int cmd_bench(int argc, char **argv) {
             return 0;
         }
         if (args_model(&a, &mo) || args_int(&a, "--batch", &batch, 1, 65536) ||
-            args_int(&a, "--threads", &threads, 0, 4096) ||
+            args_int(&a, "--threads", &threads, 1, 4096) ||
             args_int(&a, "--steps", &steps, 1, 100000) || args_switch(&a, "--profile", &profile) ||
             args_flag(&a, "--backbone", &backbone) || args_flag(&a, "--backbone-cache", &cache))
             continue;

@@ -81,6 +81,15 @@ int cmd_data_fbank(int argc, char **argv) {
         x = petal_malloc(sizeof(float) * (size_t)rows * F);
         fbank_features(x, NULL, plan, wave, n);
     }
+    for (size_t i = 0; i < (size_t)rows * F; i++)
+        if (!isfinite(x[i])) {  // finite but huge samples overflow the power spectrum
+            fprintf(stderr, "petal data fbank: %s: features are not finite at frame %zu (samples "
+                    "far outside [-1, 1]?)\n", path, i / (size_t)F);
+            free(x);
+            free(wave);
+            fbank_plan_destroy(plan);
+            return 2;
+        }
     if (dump) {
         for (int t = 0; t < rows; t++)
             for (int m = 0; m < F; m++) printf("%.6g%c", x[(size_t)t * F + m], m + 1 < F ? ' ' : '\n');

@@ -75,7 +75,7 @@ int cmd_predict(int argc, char **argv) {
         if (args_flag(&a, "--backbone", &bpath) || args_flag(&a, "--checkpoint", &cpath) ||
             args_flag(&a, "--backbone-cache", &cache) ||
             args_int(&a, "--top", &top, 1, 1000000) ||
-            args_int(&a, "--threads", &threads, 0, 4096))
+            args_int(&a, "--threads", &threads, 1, 4096))
             continue;
         if (s[0] == '-' && s[1]) args_unknown(&a, "predict");
         else files[nfiles++] = s;

@@ -106,7 +106,7 @@ int cmd_train(int argc, char **argv) {
             save_backbone = v;
         } else if (args_flag(&a, "--backbone-cache", &v)) {
             cache = v;
-        } else if (args_int(&a, "--threads", &threads, 0, 4096) ||
+        } else if (args_int(&a, "--threads", &threads, 1, 4096) ||
                    args_int(&a, "--stop-after-steps", &stop_after, 1, 0x7fffffff) ||
                    args_switch(&a, "--synthetic", &synthetic) || args_switch(&a, "--keys", &keys) ||
                    args_switch(&a, "--keys-markdown", &keys_md)) {

@@ -26,13 +26,10 @@ static int header_says_truncated(SNDFILE *f) {
     return 0;
 }
 
-int audio_read(float **out, size_t *n, int *rate, const char *path, petal_err *err) {
-    *out = NULL;
-    *n = 0;
-    SF_INFO info;
-    memset(&info, 0, sizeof info);
-    SNDFILE *f = sf_open(path, SFM_READ, &info);
-    if (!f) return petal_fail(err, PETAL_EINPUT, "%s: cannot read audio: %s", path, sf_strerror(NULL));
+// Decodes the opened f (described by info) into a mono waveform; closes f.
+// path names the source in messages.
+static int decode(float **out, size_t *n, int *rate, SNDFILE *f, SF_INFO info, const char *path,
+                  petal_err *err) {
     int status = PETAL_OK;
     float *chunk = NULL, *mono = NULL;
     int ch = info.channels;
@@ -60,14 +57,20 @@ int audio_read(float **out, size_t *n, int *rate, const char *path, petal_err *e
     // Decode in chunks so a long multichannel file never needs an interleaved
     // copy of itself; chunk is (CH_FRAMES, ch) interleaved.
     enum { CH_FRAMES = 4096 };
+    // The buffer grows with what is decoded, not with what the header
+    // promises: a damaged header can claim terabytes.
     size_t want = known ? (size_t)info.frames : SIZE_MAX;
-    size_t cap = known ? want : 16 * CH_FRAMES;
+    size_t cap = want < 16 * CH_FRAMES ? want : 16 * CH_FRAMES;
+    if (ch > 1024) {
+        status = petal_fail(err, PETAL_EINPUT, "%s: bad header (%d channels)", path, ch);
+        goto done;
+    }
     chunk = petal_malloc(sizeof(float) * CH_FRAMES * (size_t)ch);
     mono = petal_malloc(sizeof(float) * cap);
     size_t got = 0;
     while (got < want) {
-        if (got + CH_FRAMES > cap && !known) {
-            cap *= 2;
+        if (got + CH_FRAMES > cap && cap < want) {
+            cap = cap * 2 < want ? cap * 2 : want;
             float *grown = realloc(mono, sizeof(float) * cap);
             if (!grown) {
                 status = petal_fail(err, PETAL_EFAIL, "%s: out of memory decoding %zu samples", path, cap);
@@ -121,6 +124,56 @@ done:
     free(mono);
     sf_close(f);
     return status;
+}
+
+int audio_read(float **out, size_t *n, int *rate, const char *path, petal_err *err) {
+    *out = NULL;
+    *n = 0;
+    SF_INFO info;
+    memset(&info, 0, sizeof info);
+    SNDFILE *f = sf_open(path, SFM_READ, &info);
+    if (!f) return petal_fail(err, PETAL_EINPUT, "%s: cannot read audio: %s", path, sf_strerror(NULL));
+    return decode(out, n, rate, f, info, path, err);
+}
+
+// ---- decoding from memory (libsndfile's virtual I/O over a byte range) ----------
+typedef struct {
+    const unsigned char *data;
+    sf_count_t size, pos;
+} membuf;
+
+static sf_count_t mem_length(void *u) { return ((membuf *)u)->size; }
+static sf_count_t mem_tell(void *u) { return ((membuf *)u)->pos; }
+static sf_count_t mem_seek(sf_count_t off, int whence, void *u) {
+    membuf *m = u;
+    sf_count_t at = whence == SEEK_SET ? off : whence == SEEK_CUR ? m->pos + off : m->size + off;
+    if (at < 0 || at > m->size) return -1;
+    return m->pos = at;
+}
+static sf_count_t mem_read(void *dst, sf_count_t count, void *u) {
+    membuf *m = u;
+    sf_count_t k = m->size - m->pos < count ? m->size - m->pos : count;
+    if (k <= 0) return 0;
+    memcpy(dst, m->data + m->pos, (size_t)k);
+    m->pos += k;
+    return k;
+}
+static sf_count_t mem_write(const void *src, sf_count_t count, void *u) {
+    (void)src, (void)count, (void)u;
+    return 0;
+}
+
+int audio_read_mem(float **out, size_t *n, int *rate, const void *data, size_t size,
+                   const char *name, petal_err *err) {
+    *out = NULL;
+    *n = 0;
+    membuf m = {data, (sf_count_t)size, 0};
+    SF_VIRTUAL_IO io = {mem_length, mem_seek, mem_read, mem_write, mem_tell};
+    SF_INFO info;
+    memset(&info, 0, sizeof info);
+    SNDFILE *f = sf_open_virtual(&io, SFM_READ, &info, &m);
+    if (!f) return petal_fail(err, PETAL_EINPUT, "%s: cannot read audio: %s", name, sf_strerror(NULL));
+    return decode(out, n, rate, f, info, name, err);
 }
 
 size_t audio_resampled_length(size_t n, int in_rate, int out_rate) {

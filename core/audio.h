@@ -17,6 +17,11 @@
 // samples -> PETAL_EINPUT with a one-line message naming the file.
 int audio_read(float **out, size_t *n, int *rate, const char *path, petal_err *err);
 
+// The same from a file's bytes in memory (data[0..size)); `name` stands for
+// the file in messages.
+int audio_read_mem(float **out, size_t *n, int *rate, const void *data, size_t size,
+                   const char *name, petal_err *err);
+
 // Number of samples audio_resample produces: ceil(n * out_rate / in_rate),
 // the same rule as torchaudio.functional.resample, so frame counts match.
 size_t audio_resampled_length(size_t n, int in_rate, int out_rate);

@@ -109,7 +109,8 @@ int backbone_save(const char *path, const ast_model *m, int with_head, char *con
         st = param_save_h5(&v, (long long)f, "params", 0, err);
         free(v.rows);
     }
-    if (H5Fclose(f) < 0 && !st) st = petal_fail(err, PETAL_EFAIL, "%s: cannot close", tmp);
+    if (H5Fclose(f) < 0 && !st)
+        st = petal_fail(err, PETAL_EFAIL, "%s: cannot write (disk full or I/O error)", tmp);
     if (!st && rename(tmp, path) != 0)
         st = petal_fail(err, PETAL_EFAIL, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
     if (st) unlink(tmp);
@@ -176,6 +177,22 @@ static int read_labels(char ***out, hid_t f, int K, const char *path, petal_err 
     return st;
 }
 
+// The file must be able to hold the tensors its attributes describe (petal
+// writes them uncompressed): sizes within range can still multiply into
+// terabytes, which would otherwise be allocated before any tensor is read.
+static int check_file_size(const ast_config *c, const char *path, petal_err *err) {
+    struct stat sb;
+    if (stat(path, &sb)) return petal_fail(err, PETAL_EINPUT, "%s: %s", path, strerror(errno));
+    double C = c->C, tokens = 2.0 + (double)ast_fdim(c) * ast_tdim(c);
+    double per_layer = 4 * C * C + 2 * C * c->MLP + 9 * C + c->MLP;
+    double n = c->L * per_layer + tokens * C + (double)c->patch * c->patch * C + 5 * C;
+    if (n * sizeof(float) <= (double)sb.st_size) return PETAL_OK;
+    return petal_fail(err, PETAL_EINPUT,
+                      "%s: attributes describe %.0f parameters (%.1f MiB) but the file has %lld "
+                      "bytes (damaged attributes or truncated file)",
+                      path, n, n * sizeof(float) / 1048576.0, (long long)sb.st_size);
+}
+
 int backbone_read_config(ast_config *cfg, char ***labels, const char *path, petal_err *err) {
     if (labels) *labels = NULL;
     memset(cfg, 0, sizeof *cfg);
@@ -197,17 +214,27 @@ int backbone_read_config(ast_config *cfg, char ***labels, const char *path, peta
             st = petal_fail(err, PETAL_EINPUT,
                             "%s: not a petal backbone file (integer attribute %s missing)", path,
                             ints[i].name);
+    // Ranges before anything is sized from them: absurd sizes are a damaged
+    // or hostile file, not an allocation to attempt. L = 0 is no backbone.
+    const int hi[] = {16384, 1024, 1024, 262144, 1024, 100000, 128, 128, 128};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0] && !st; i++)
+        if (*ints[i].v < 1 || *ints[i].v > hi[i])
+            st = petal_fail(err, PETAL_EINPUT, "%s: attribute %s is %d, expected 1..%d", path,
+                            ints[i].name, *ints[i].v, hi[i]);
     double eps = 0;
     if (!st && h5_get_attr(f, "ln_eps", H5T_NATIVE_DOUBLE, &eps) < 0)
         st = petal_fail(err, PETAL_EINPUT, "%s: not a petal backbone file (attribute ln_eps missing)",
                         path);
+    if (!st && !(eps > 0 && eps < 1))
+        st = petal_fail(err, PETAL_EINPUT, "%s: attribute ln_eps is %g, expected in (0, 1)", path, eps);
     cfg->ln_eps = (float)eps;
     cfg->pool = POOL_ALL;
     int has_k = !st && H5Aexists(f, "K") > 0;
     if (has_k) {
         char pool[32] = "cls_dist";
-        if (h5_get_attr(f, "K", H5T_NATIVE_INT, &cfg->K) < 0 || cfg->K < 2)
-            st = petal_fail(err, PETAL_EINPUT, "%s: attribute K must be an integer >= 2", path);
+        if (h5_get_attr(f, "K", H5T_NATIVE_INT, &cfg->K) < 0 || cfg->K < 2 || cfg->K > 100000)
+            st = petal_fail(err, PETAL_EINPUT, "%s: attribute K must be an integer in 2..100000",
+                            path);
         else if (H5Aexists(f, "head_ln") > 0 && h5_get_attr(f, "head_ln", H5T_NATIVE_INT, &cfg->head_ln) < 0)
             st = petal_fail(err, PETAL_EINPUT, "%s: cannot read attribute head_ln", path);
         else if (H5Aexists(f, "pool") > 0 && get_str_attr(f, "pool", pool, sizeof pool) < 0)
@@ -231,6 +258,7 @@ int backbone_read_config(ast_config *cfg, char ***labels, const char *path, peta
             st = petal_fail(err, PETAL_EINPUT, "%s: %s", path, m);
         }
     }
+    if (!st) st = check_file_size(cfg, path, err);
     if (!st && has_k && labels) st = read_labels(labels, f, cfg->K, path, err);
     H5Fclose(f);
 out:
@@ -797,7 +825,9 @@ int backbone_import_hf(ast_model *m, int *has_head, char ***labels, const char *
     if (!st) st = parse_hf_config(&cfg, &arch_cls, &lab, &K, root, cpath, err);
     if (st) goto out;
     if (!file_exists(spath)) {
-        snprintf(spath, dl + 32, "%s/pytorch_model.bin", dir);
+        // spath is "<dir>/model.safetensors": swap the name (a memcpy, since
+        // GCC's format checks under -fsanitize flags misjudge snprintf here)
+        memcpy(spath + dl, "/pytorch_model.bin", sizeof "/pytorch_model.bin");
         if (file_exists(spath))
             st = petal_fail(err, PETAL_EINPUT, "%s: PyTorch pickle checkpoints are not read; "
                             "give a directory with model.safetensors", spath);

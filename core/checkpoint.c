@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,6 +19,8 @@
 #include "core/checkpoint.h"
 
 #define FORMAT "petal-checkpoint 1"
+// More classes than any corpus petal reads has (labels are < 100000).
+#define CHECKPOINT_K_MAX 100000
 
 static int fsync_path(const char *path, int dir) {
     int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
@@ -75,13 +78,63 @@ int checkpoint_save(const trainer *t, const char *path, const char *config_text,
     if (bad || fsync_path(tmp, 0) || rename(tmp, path)) {
         int e = errno;
         unlink(tmp);
-        return petal_fail(err, PETAL_EFAIL, "%s: cannot write checkpoint%s%s", path,
-                          bad ? "" : ": ", bad ? "" : strerror(e));
+        return petal_fail(err, PETAL_EFAIL, "%s: cannot write checkpoint: %s", path,
+                          bad ? "HDF5 write failed (disk full or I/O error)" : strerror(e));
     }
     char dir[4200];
     snprintf(dir, sizeof dir, "%s", path);
     fsync_path(dirname(dir), 1);
     return PETAL_OK;
+}
+
+// The scalar fields against this trial (a damaged or hand-edited checkpoint
+// must not steer the trainer out of its arrays): iv are epoch, pos, step,
+// adam_step, best_epoch, done, right, n_train, n_state; dv best_acc,
+// loss_sum, seconds, test_acc, test_loss.
+static int check_fields(const trainer *t, const long long *iv, const double *dv,
+                        const char *path, petal_err *err) {
+    long long n = t->train->n, epochs = t->tc.epochs, batch = t->tc.batch;
+    long long epoch = iv[0], pos = iv[1], step = iv[2], adam = iv[3], best = iv[4], done = iv[5],
+              right = iv[6];
+    long long spe = (n + batch - 1) / batch;
+    const char *bad = NULL;
+    char why[200];
+    if (iv[7] != n) bad = "n_train", snprintf(why, sizeof why, "%lld, the trial has %lld training examples", iv[7], n);
+    else if (iv[8] != (long long)t->nbest)
+        bad = "n_state", snprintf(why, sizeof why, "%lld, the model has %zu state values", iv[8], t->nbest);
+    else if (epoch < 0 || epoch > epochs) bad = "epoch", snprintf(why, sizeof why, "%lld is not in 0..%lld", epoch, epochs);
+    else if (pos < 0 || pos >= (n ? n : 1) || pos % batch)
+        bad = "pos", snprintf(why, sizeof why, "%lld is not a batch start in 0..%lld", pos, n - 1);
+    else if (step != epoch * spe + pos / batch)
+        bad = "step", snprintf(why, sizeof why, "%lld does not match epoch %lld and pos %lld", step, epoch, pos);
+    else if (adam < 0 || adam > step) bad = "adam_step", snprintf(why, sizeof why, "%lld is not in 0..%lld", adam, step);
+    else if (best < 0 || best > epoch) bad = "best_epoch", snprintf(why, sizeof why, "%lld is not in 0..%lld", best, epoch);
+    else if (done != (epoch == epochs && pos == 0))
+        bad = "done", snprintf(why, sizeof why, "%lld does not match epoch %lld of %lld", done, epoch, epochs);
+    else if (right < 0 || right > pos) bad = "right", snprintf(why, sizeof why, "%lld is not in 0..%lld", right, pos);
+    else if (!isfinite(dv[0]) || dv[0] < -1 || dv[0] > 1) bad = "best_acc", snprintf(why, sizeof why, "%g", dv[0]);
+    else if (!isfinite(dv[1]) || dv[1] < 0) bad = "loss_sum", snprintf(why, sizeof why, "%g", dv[1]);
+    else if (!isfinite(dv[2]) || dv[2] < 0) bad = "seconds", snprintf(why, sizeof why, "%g", dv[2]);
+    if (!bad) return PETAL_OK;
+    return petal_fail(err, PETAL_EINPUT, "%s: checkpoint field %s %s", path, bad, why);
+}
+
+// The epoch's order must be a permutation of the training set (the trainer
+// indexes the examples with it).
+static int check_order(const trainer *t, const char *path, petal_err *err) {
+    int n = t->train->n;
+    char *seen = petal_calloc((size_t)(n ? n : 1), 1);
+    int bad = -1;
+    for (int i = 0; i < n && bad < 0; i++) {
+        int k = t->order[i];
+        if (k < 0 || k >= n || seen[k]) bad = i;
+        else seen[k] = 1;
+    }
+    free(seen);
+    if (bad < 0) return PETAL_OK;
+    return petal_fail(err, PETAL_EINPUT,
+                      "%s: checkpoint field order[%d] = %d is not a permutation of 0..%d", path,
+                      bad, t->order[bad], n - 1);
 }
 
 int checkpoint_load(trainer *t, const char *path, const char *config_text, petal_err *err) {
@@ -114,10 +167,15 @@ int checkpoint_load(trainer *t, const char *path, const char *config_text, petal
     int bad = 0;
     for (int i = 0; i < 9; i++) bad |= h5_get_attr(f, in[i], H5T_NATIVE_LLONG, &iv[i]);
     for (int i = 0; i < 5; i++) bad |= h5_get_attr(f, dn[i], H5T_NATIVE_DOUBLE, &dv[i]);
-    if (bad || iv[7] != t->train->n || iv[8] != (long long)t->nbest || iv[0] > t->tc.epochs ||
-        iv[1] > t->train->n) {
-        st = petal_fail(err, PETAL_EINPUT, "%s: checkpoint fields missing or do not fit this trial",
-                        path);
+    if (bad) {
+        st = petal_fail(err, PETAL_EINPUT, "%s: checkpoint fields missing or unreadable", path);
+        goto out;
+    }
+    if ((st = check_fields(t, iv, dv, path, err))) goto out;
+    long long K = -1;
+    if (h5_get_attr(f, "K", H5T_NATIVE_LLONG, &K) || K != t->m.cfg.K) {
+        st = petal_fail(err, PETAL_EINPUT, "%s: checkpoint field K is %lld, this trial has %d classes",
+                        path, K, t->m.cfg.K);
         goto out;
     }
     if ((st = param_load_h5(&t->m.params, path, "params", PARAM_STATE, err))) goto out;
@@ -134,6 +192,7 @@ int checkpoint_load(trainer *t, const char *path, const char *config_text, petal
                         path);
         goto out;
     }
+    if ((st = check_order(t, path, err))) goto out;
     t->epoch = (int)iv[0], t->pos = (int)iv[1], t->step = iv[2], t->opt.step = iv[3];
     t->best_epoch = (int)iv[4], t->done = (int)iv[5], t->right = iv[6];
     t->best_acc = dv[0], t->loss_sum = dv[1], t->seconds = dv[2];
@@ -156,7 +215,7 @@ int checkpoint_read_meta(char **config_text, int *K, char ***labels, const char 
     char *format = f >= 0 ? h5_get_str(f, "format") : NULL;
     long long k = 0;
     if (f < 0 || !format || strcmp(format, FORMAT) || h5_get_attr(f, "K", H5T_NATIVE_LLONG, &k) ||
-        k < 2 || !(*config_text = h5_get_str(f, "config"))) {
+        k < 2 || k > CHECKPOINT_K_MAX || !(*config_text = h5_get_str(f, "config"))) {
         st = petal_fail(err, PETAL_EINPUT, "%s: not a petal checkpoint", path);
     } else if (H5Lexists(f, "labels", H5P_DEFAULT) > 0) {
         char **v = petal_calloc((size_t)k, sizeof *v);

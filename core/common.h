@@ -42,12 +42,14 @@ typedef struct {
 void petal_note(const petal_notes *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // malloc/calloc that abort with a message when memory is exhausted.
-void *petal_malloc(size_t bytes);
-void *petal_calloc(size_t n, size_t size);
+// (returns_nonnull: GCC's format checks under sanitizer flags otherwise
+// assume a NULL result and stop -Werror builds.)
+void *petal_malloc(size_t bytes) __attribute__((returns_nonnull));
+void *petal_calloc(size_t n, size_t size) __attribute__((returns_nonnull));
 // 64-byte aligned, zeroed; free with free().
-float *petal_falloc(size_t n);
+float *petal_falloc(size_t n) __attribute__((returns_nonnull));
 // Reports an allocation of `bytes` that failed and aborts (out of memory is not recoverable).
-void petal_oom(size_t bytes);
+void petal_oom(size_t bytes) __attribute__((noreturn));
 // Opens (creating) the lock file `path` and takes an exclusive flock on it;
 // returns the descriptor (close it to release) or -1 with err filled.
 int petal_lock(const char *path, petal_err *err);

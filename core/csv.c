@@ -108,10 +108,10 @@ int csv_read(csv_table *t, const char *path, petal_err *err) {
         if (nrow == 0) {
             t->ncols = row_fields;
         } else if (row_fields != t->ncols) {
-            int ln = t->lines[nrow];
+            int ln = t->lines[nrow], ncols = t->ncols;  // csv_free clears ncols
             csv_free(t);
             return petal_fail(err, PETAL_EINPUT, "%s:%d: %d fields, the header has %d", path,
-                              ln, row_fields, t->ncols);
+                              ln, row_fields, ncols);
         }
         nrow++;
         row_fields = 0;

@@ -123,6 +123,83 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+// A table entry's audio path must stay inside the corpus: no absolute path,
+// no ".." component (it would let a CSV make petal read any file).
+static int path_escapes(const char *rel) {
+    if (rel[0] == '/') return 1;
+    for (const char *p = rel; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+// Why an audio path named by a table cannot be used ("not found", "a symlink
+// loop", ...), or NULL when it is a regular file.
+static const char *unusable(const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0) return S_ISREG(st.st_mode) ? NULL : "not a regular file";
+    return errno == ELOOP ? "a symlink loop" : "not found";
+}
+
+// Where each item came from, for messages: table file and 1-based line.
+typedef struct {
+    const char **table;  // (n)
+    int *line;           // (n)
+    size_t n, cap, lcap;
+} item_origin;
+
+static void origin_add(item_origin *o, const char *table, int line) {
+    size_t c1 = o->cap, c2 = o->lcap;
+    o->table = petal_grow(o->table, &c1, o->n + 1, sizeof *o->table);
+    o->line = petal_grow(o->line, &c2, o->n + 1, sizeof *o->line);
+    o->cap = c1, o->lcap = c2;
+    o->table[o->n] = table;
+    o->line[o->n++] = line;
+}
+
+static void origin_free(item_origin *o) {
+    free(o->table);
+    free(o->line);
+    memset(o, 0, sizeof *o);
+}
+
+static int cmp_poff(const void *a, const void *b, void *ctx) {
+    const builder *bd = ctx;
+    int x = *(const int *)a, y = *(const int *)b;
+    int r = strcmp(bd->buf + bd->poff[x], bd->buf + bd->poff[y]);
+    return r ? r : (x > y) - (x < y);
+}
+
+// Every audio file at most once: the same clip in two rows (two folds or
+// splits) would leak test data into training.
+static int check_unique(const builder *b, const item_origin *o, petal_err *err) {
+    if (b->n < 2) return PETAL_OK;
+    int *ix = petal_malloc(b->n * sizeof *ix);
+    for (size_t i = 0; i < b->n; i++) ix[i] = (int)i;
+    qsort_r(ix, b->n, sizeof *ix, cmp_poff, (void *)b);
+    int st = PETAL_OK;
+    for (size_t k = 1; k < b->n && !st; k++) {
+        int a = ix[k - 1], c = ix[k];
+        if (strcmp(b->buf + b->poff[a], b->buf + b->poff[c])) continue;
+        const dataset_item *x = &b->items[a], *y = &b->items[c];
+        char where[64];
+        if (x->fold > 0) snprintf(where, sizeof where, "folds %d and %d", x->fold, y->fold);
+        else snprintf(where, sizeof where, "splits %s and %s", dataset_split_name(x->split),
+                      dataset_split_name(y->split));
+        st = petal_fail(err, PETAL_EINPUT,
+                        "%s:%d: audio file %s is listed again (first at %s:%d; %s): a clip in "
+                        "two rows leaks between splits",
+                        o->table[c], o->line[c], b->buf + b->poff[c], o->table[a], o->line[a],
+                        where);
+    }
+    free(ix);
+    return st;
+}
+
 // ---- esc50 and us8k: one CSV with fold, numeric label and label name -----------
 
 typedef struct {
@@ -149,6 +226,7 @@ static int load_fold_csv(dataset *ds, builder *b, const fold_csv_spec *sp, petal
     // Class names by label, as row indices (first row naming each label).
     int kcap = 0, K = 0;
     int *first = NULL;
+    item_origin orig = {0};
     st = PETAL_OK;
     for (int r = 0; r < t.nrows && !st; r++) {
         const char *file = csv_field(&t, r, cf), *name = csv_field(&t, r, cn);
@@ -188,14 +266,28 @@ static int load_fold_csv(dataset *ds, builder *b, const fold_csv_spec *sp, petal
         }
         char sub[32] = "";
         if (sp->fold_subdir) snprintf(sub, sizeof sub, "fold%ld/", fold);
+        if (!*file) {
+            st = petal_fail(err, PETAL_EINPUT, "%s:%d: empty %s", path, line, sp->file_col);
+            break;
+        }
+        if (path_escapes(file)) {
+            st = petal_fail(err, PETAL_EINPUT,
+                            "%s:%d: %s '%s' leaves the corpus folder (absolute or '..')", path,
+                            line, sp->file_col, file);
+            break;
+        }
         size_t off = bstr(b, ds->base, "/audio/", sub, file);
-        if (!*file || !is_file(b->buf + off)) {
-            st = petal_fail(err, PETAL_EINPUT, "%s:%d: audio file %s not found", path, line,
-                            b->buf + off);
+        const char *why = unusable(b->buf + off);
+        if (why) {
+            st = petal_fail(err, PETAL_EINPUT, "%s:%d: audio file %s %s", path, line,
+                            b->buf + off, why);
             break;
         }
         badd_item(b, off, (int)label, (int)fold, -1);
+        origin_add(&orig, path, line);
     }
+    if (!st) st = check_unique(b, &orig, err);
+    origin_free(&orig);
     for (int c = 0; c < K && !st; c++) {
         if (first[c] < 0)
             st = petal_fail(err, PETAL_EINPUT, "%s: empty class: no row has %s %d (labels must run 0..%d)",
@@ -239,7 +331,13 @@ static int list_dir(char ***names, int *n, const char *dir, int want_dirs, int a
         } else {  // symlink or a filesystem without d_type: ask stat
             snprintf(full, sizeof full, "%s/%s", dir, nm);
             struct stat st;
-            if (stat(full, &st)) continue;
+            if (stat(full, &st)) {
+                if (errno != ELOOP) continue;  // a dangling link is no file
+                closedir(d);
+                for (size_t k = 0; k < cnt; k++) free(v[k]);
+                free(v);
+                return petal_fail(err, PETAL_EINPUT, "%s: symlink loop", full);
+            }
             if (S_ISDIR(st.st_mode)) isd = 1;
             else if (S_ISREG(st.st_mode)) isd = 0;
             else continue;
@@ -445,9 +543,11 @@ static int load_fsc(dataset *ds, builder *b, petal_err *err) {
     static const char *files[DATASET_NSPLITS] = {"train_data.csv", "valid_data.csv", "test_data.csv"};
     size_t *ioff = NULL, icap = 0;  // (n) intent string offset per item
     int st = PETAL_OK;
+    char tables[DATASET_NSPLITS][4200];
+    item_origin orig = {0};
     for (int s = 0; s < DATASET_NSPLITS && !st; s++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/data/%s", ds->base, files[s]);
+        char *path = tables[s];
+        snprintf(path, sizeof tables[s], "%s/data/%s", ds->base, files[s]);
         csv_table t;
         if ((st = csv_read(&t, path, err))) break;
         int cp, ca, co, cl;
@@ -465,13 +565,22 @@ static int load_fsc(dataset *ds, builder *b, petal_err *err) {
                                 path, csv_line(&t, r));
                 break;
             }
+            if (!*file || path_escapes(file)) {
+                st = petal_fail(err, PETAL_EINPUT,
+                                "%s:%d: path '%s' is empty or leaves the corpus folder "
+                                "(absolute or '..')", path, csv_line(&t, r), file);
+                break;
+            }
             size_t off = bstr(b, ds->base, "/", file, NULL);
-            if (!*file || !is_file(b->buf + off)) {
-                st = petal_fail(err, PETAL_EINPUT, "%s:%d: audio file %s not found", path,
-                                csv_line(&t, r), b->buf + off);
+            const char *why = unusable(b->buf + off);
+            if (why) {
+                st = petal_fail(err, PETAL_EINPUT, "%s:%d: audio file %s %s", path,
+                                csv_line(&t, r), b->buf + off, why);
                 break;
             }
             badd_item(b, off, -1, 0, s);
+            // table names outlive t: they point into tables[] below
+            origin_add(&orig, tables[s], csv_line(&t, r));
             ioff = petal_grow(ioff, &icap, b->n, sizeof *ioff);
             char intent[1024];
             snprintf(intent, sizeof intent, "%s/%s/%s", a, o, l);
@@ -480,6 +589,8 @@ static int load_fsc(dataset *ds, builder *b, petal_err *err) {
         csv_free(&t);
     }
     if (!st && b->n == 0) st = petal_fail(err, PETAL_EINPUT, "%s/data: no rows in the split CSVs", ds->base);
+    if (!st) st = check_unique(b, &orig, err);
+    origin_free(&orig);
     if (st) {
         free(ioff);
         return st;

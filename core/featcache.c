@@ -2,10 +2,13 @@
 // size and mtime, built under an flock and published by rename().
 #include "core/featcache.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -288,7 +291,7 @@ static int build(const char *tmp, const char *params, const keyset *req, const c
     }
 
     int st = PETAL_OK;
-    float *buf = petal_malloc((size_t)frames * bins * sizeof *buf);
+    float *buf = petal_calloc((size_t)frames * bins, sizeof *buf);  // zeroed: no uninitialised byte reaches the file
     hid_t fapl = fapl_nolock();
     hid_t f = fapl < 0 ? -1 : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (fapl >= 0) H5Pclose(fapl);
@@ -334,6 +337,32 @@ static int build(const char *tmp, const char *params, const keyset *req, const c
     return st;
 }
 
+// Removes <file>.tmp.<pid> files whose builder process has died (killed
+// mid-build); a live builder's file stays. Called under the cache's lock.
+static void prune_dead_builds(const char *file) {
+    const char *slash = strrchr(file, '/'), *base = slash ? slash + 1 : file;
+    char dir[4200], prefix[4200];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == file) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - file), file);
+    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    size_t pl = strlen(prefix);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[8400];
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, pl)) continue;
+        char *end;
+        long pid = strtol(e->d_name + pl, &end, 10);
+        if (pid <= 0 || *end || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
 // ---- public API ------------------------------------------------------------------------
 
 struct featcache {
@@ -372,6 +401,7 @@ int featcache_open(featcache **out, featcache_stats *stats, const char *file, co
         st = PETAL_EFAIL;
         goto fail;
     }
+    prune_dead_builds(file);
     // Someone may have built it while we waited.
     have = cachefile_open(&fc->c, file, params, frames, bins) == 0;
     if (!have || match_rows(fc->rows, &fc->c, &req) != 0) {

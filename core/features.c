@@ -2,6 +2,7 @@
 #include "core/features.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -24,6 +25,19 @@ static int extract(float *out, const char *path, void *ctx, petal_err *err) {
     int st = audio_load(&wave, &n, path, SAMPLE_RATE, err);
     if (st) return st;
     st = fbank_features(out, NULL, x->plan, wave, n);
+    // Finite but huge samples (a float file scaled by 1e30) overflow the
+    // power spectrum: NaN/Inf features would be cached and end the trial as
+    // "diverged" far from their cause. Name the file instead.
+    size_t all = (size_t)fbank_plan_config(x->plan)->max_length * fbank_plan_config(x->plan)->mel_bins;
+    for (size_t i = 0; !st && i < all; i++)
+        if (!isfinite(out[i])) {
+            float peak = 0;
+            for (size_t k = 0; k < n; k++) peak = fabsf(wave[k]) > peak ? fabsf(wave[k]) : peak;
+            st = petal_fail(err, PETAL_EINPUT,
+                            "%s: features are not finite at frame %zu (largest sample magnitude "
+                            "%g; audio is expected in [-1, 1])",
+                            path, i / (size_t)fbank_plan_config(x->plan)->mel_bins, (double)peak);
+        }
     free(wave);
     return st;
 }

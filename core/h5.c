@@ -96,6 +96,14 @@ int h5_get_data(hid_t obj, const char *name, hid_t mem_type, void *v, hsize_t n)
     return ok ? 0 : -1;
 }
 
+// HDF5 closes every file still open at exit (an atexit handler). A file whose
+// H5Fclose failed (a full disk, a write error) is left half-closed, and that
+// handler then crashes inside H5F__close_cb (HDF5 1.10): a clean "cannot
+// write" would end in SIGSEGV. petal closes every file it writes itself and
+// checks the result, so the handler has nothing to do: it is turned off
+// before HDF5's first use (H5dont_atexit must precede every other call).
+__attribute__((constructor)) static void h5_no_atexit(void) { H5dont_atexit(); }
+
 h5_quiet h5_quiet_begin(void) {
     h5_quiet q;
     H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);

@@ -216,14 +216,12 @@ int param_load_h5(param_table *t, const char *path, const char *group, int which
             status = petal_fail(err, PETAL_EINPUT, "%s: missing tensor %s", path, dname);
             break;
         }
-        hid_t s = H5Dget_space(d);
+        hid_t s = H5Dget_space(d), ty = -1;
         hsize_t dims[8] = {0};
         int nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
         int ok = nd == r->ndim && nd <= 8;
-        if (ok) {
-            H5Sget_simple_extent_dims(s, dims, NULL);
-            for (int k = 0; k < nd; k++) ok &= dims[k] == (hsize_t)r->shape[k];
-        }
+        if (nd >= 1 && nd <= 8) H5Sget_simple_extent_dims(s, dims, NULL);  // for the message too
+        for (int k = 0; ok && k < nd; k++) ok &= dims[k] == (hsize_t)r->shape[k];
         if (!ok) {
             param_shape_str(want, sizeof want, r);
             int k = snprintf(got, sizeof got, "(");
@@ -233,10 +231,25 @@ int param_load_h5(param_table *t, const char *path, const char *group, int which
             if (k < (int)sizeof got) snprintf(got + k, sizeof got - (size_t)k, ")");
             status = petal_fail(err, PETAL_EINPUT, "%s: tensor %s has shape %s, expected %s", path,
                                 dname, got, want);
+        } else if ((ty = H5Dget_type(d)) < 0 || H5Tget_class(ty) != H5T_FLOAT) {
+            // HDF5 would convert integers silently: weights are floating point
+            status = petal_fail(err, PETAL_EINPUT, "%s: tensor %s is not floating point", path,
+                                dname);
         } else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                            param_data(t, i)) < 0) {
             status = petal_fail(err, PETAL_EINPUT, "%s: cannot read tensor %s", path, dname);
+        } else {
+            // A NaN or Inf in a frozen weight can vanish in attention's softmax
+            // and train on with finite losses: refuse it here, by name.
+            const float *x = param_data(t, i);
+            for (size_t k = 0; k < r->n; k++)
+                if (!isfinite(x[k])) {
+                    status = petal_fail(err, PETAL_EINPUT, "%s: tensor %s holds %g at element %zu",
+                                        path, dname, (double)x[k], k);
+                    break;
+                }
         }
+        if (ty >= 0) H5Tclose(ty);
         if (s >= 0) H5Sclose(s);
         H5Dclose(d);
     }

@@ -263,9 +263,11 @@ static int lookup(const setting_def **def, const char *where, const char *key, p
 int setting_parse(setting_value *v, const setting_def **def, const config_entry *e,
                   petal_err *err) {
     char where[300];
-    config_where(where, sizeof where, e);
+    config_where_key(where, sizeof where, e);  // an unknown key: point at the key
     int st = lookup(def, where, e->key, err);
-    return st ? st : convert(v, *def, where, e->value, err);
+    if (st) return st;
+    config_where(where, sizeof where, e);  // a bad value: at the value
+    return convert(v, *def, where, e->value, err);
 }
 
 int setting_parse_text(setting_value *v, const setting_def **def, const char *key,

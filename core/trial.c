@@ -20,6 +20,42 @@ static const struct {
     {"fsc", 400, 32, 75, 0},   {"folder", 100, 32, 30, 0}, {"synthetic", 48, 8, 5, 0},
 };
 
+// err's message prefixed with where the key its message starts with was set
+// ("file:line:col: lora.rank 65536 is larger ..."), when that key is in kv.
+static int at_key(const config_kv *kv, petal_err *err, int st) {
+    char key[CONFIG_KEY_MAX], where[300], msg[sizeof err->msg];
+    if (sscanf(err->msg, "%255[a-z_.]", key) != 1) return st;
+    const config_entry *e = config_find(kv, key);
+    if (!e) return st;
+    config_where(where, sizeof where, e);
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return petal_fail(err, st, "%s: %s", where, msg);
+}
+
+// Method settings that are wrong whatever the model (checked before any data
+// is read, naming where the key was set).
+static int check_method_keys(const trial_settings *ts, const config_kv *kv, petal_err *err) {
+    const ast_method *m = &ts->method;
+    int st = PETAL_OK;
+    if (m->prefix.tokens % 2)
+        st = petal_fail(err, PETAL_EINPUT,
+                        "prefix.tokens must be even (P/2 keys and P/2 values), got %d",
+                        m->prefix.tokens);
+    return st ? at_key(kv, err, st) : PETAL_OK;
+}
+
+// The method against the model's sizes (rank or bottleneck wider than the
+// hidden size, ...), before any data is read: the backbone file's
+// architecture or the preset's. K does not matter here.
+static int check_model(const trial_settings *ts, const config_kv *kv, petal_err *err) {
+    ast_config cfg;
+    int st = trial_model_config(&cfg, ts, 2, err);
+    if (st) return st;
+    ast_method m = ts->method;
+    st = ast_method_resolve(&m, cfg.C, cfg.L, err);
+    return st ? at_key(kv, err, st) : PETAL_OK;
+}
+
 // A method key whose part the method does not have (lora.rank on an adapter
 // method, say) would be silently ignored: refuse it where it was written.
 static int check_families(const ast_method *m, const config_kv *kv, petal_err *err) {
@@ -103,6 +139,7 @@ int trial_settings_resolve(trial_settings *ts, const config_kv *kv, petal_err *e
         }
         }
     }
+    if (!st) st = check_method_keys(ts, kv, err);
     if (st) return st;
     if ((st = check_families(&ts->method, kv, err))) return st;
     for (size_t i = 0; i < sizeof recipe / sizeof recipe[0]; i++) {
@@ -270,6 +307,7 @@ int trial_run(trial_record *rec, const config_kv *kv, const trial_opts *opt, pet
     int st = trial_settings_resolve(&ts, kv, err);
     if (!st && ts.drill)
         st = petal_fail(err, PETAL_EINPUT, "drill: drills run only inside sweeps (petal sweep)");
+    if (!st) st = check_model(&ts, kv, err);
     if (!st && ts.fold == 0) st = trial_data_folds(&n_folds, &ts, err);
     if (!st) st = check_opts(n_folds, &ts, opt, err);
     if (!st) {

@@ -37,6 +37,14 @@ if [ "${1:-}" = "--torch" ]; then
     missing+=(python3-torch python3-torchaudio python3-h5py python3-numpy)
 fi
 
+# make fuzz: clang with libFuzzer's runtime (libclang-rt-14-dev on Debian 12).
+if [ "${1:-}" = "--fuzz" ]; then
+  need_cmd clang clang
+  clang -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null | grep -q / ||
+    missing+=(libclang-rt-14-dev)
+fi
+if [ "${1:-}" = "--valgrind" ]; then need_cmd valgrind valgrind; fi
+
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "deps: installing ${missing[*]}" >&2
 if [ "$(id -u)" != 0 ]; then

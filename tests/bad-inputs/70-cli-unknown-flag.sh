@@ -1,0 +1,4 @@
+# an unknown flag
+# exit: 2
+# stderr: --epoch
+petal train --synthetic --epoch 3

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# valgrind memcheck on core unit tests (make valgrind): each must run clean --
+# no invalid read or write, no use of uninitialised values, no definite leak.
+# OpenMP's and OpenBLAS's thread pools keep memory until exit by design
+# ("possibly lost" / "still reachable"): not counted.
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+failed=0
+for t in "$@"; do
+  start=$(date +%s)
+  if valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+       --show-leak-kinds=definite --track-origins=yes "build/tests/$t" >"build/tests/$t.valgrind" 2>&1; then
+    echo "== valgrind $t: clean ($(( $(date +%s) - start )) s)"
+  else
+    echo "== valgrind $t: FAILED (build/tests/$t.valgrind)"
+    grep -m 10 "==[0-9]*== \(Invalid\|Conditional\|Use of\|.*definitely lost\|Mismatched\)" "build/tests/$t.valgrind"
+    failed=1
+  fi
+done
+exit $failed
