@@ -63,11 +63,11 @@ rc=$?
 check '[ $(grep -c "^result fold=" "$T/out") = 5 ] && grep -q "^result folds=5 test_acc_mean=" "$T/out"' \
   "fold=all runs 5 folds: $(tail -3 "$T/out")"
 
-# Bad trial files: unknown key and malformed YAML name file, line and column.
+# Bad trial files: unknown key (at the key) and malformed YAML name file, line and column.
 printf 'train:\n  epochs: 2\n  epoks: 3\n' >"$T/typo.yaml"
 $P train "$T/typo.yaml" >/dev/null 2>"$T/err"
 rc=$?
-check '[ $rc = 2 ] && grep -q "typo.yaml:3:10: unknown setting .train.epoks." "$T/err"' "unknown key located: $(cat "$T/err")"
+check '[ $rc = 2 ] && grep -q "typo.yaml:3:3: unknown setting .train.epoks." "$T/err"' "unknown key located: $(cat "$T/err")"
 printf 'train:\n  epochs: [2\n' >"$T/broken.yaml"
 $P train "$T/broken.yaml" >/dev/null 2>"$T/err"
 rc=$?
