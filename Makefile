@@ -8,7 +8,9 @@ PKGS    := hdf5 fftw3f yaml-0.1 sndfile samplerate ompi-c libxxhash
 # and two cblas libraries in one process would be one too many.
 # OpenBLAS's OpenMP build: GEMMs and petal's own loops share one OpenMP thread
 # pool. With the pthread build, two pools spin against each other (each
-# waiting thread burns a core the other pool needs).
+# waiting thread burns a core the other pool needs). oneDNN (libdnnl-dev, no
+# pkg-config file in Debian) is the default GEMM engine; Debian builds it on
+# the OpenMP runtime, so it shares that pool too (core/gemm.h).
 BLASDIR := /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp
 BLAS_PC := PKG_CONFIG_LIBDIR=$(BLASDIR)/pkgconfig pkg-config
 CFLAGS  ?= -O3 -march=native
@@ -30,7 +32,7 @@ endif
 FLAGSTAMP := build/.flags
 $(shell mkdir -p build; echo '$(CC) $(CFLAGS)' | cmp -s - $(FLAGSTAMP) || echo '$(CC) $(CFLAGS)' >$(FLAGSTAMP))
 LDLIBS  := -lgsl $(shell $(BLAS_PC) --libs openblas 2>/dev/null) -Wl,-rpath,$(BLASDIR) \
-           $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+           $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lm
 PYTHON  := /usr/bin/python3
 
 LIBSRC  := $(wildcard core/*.c worker/*.c coordinator/*.c sweeps/*.c results/*.c) \

@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
 # `make bench`: petal and PyTorch side by side, same config and threads, in
-# the same run; the sgemm ceiling is measured by petal bench itself.
+# the same run; the CPU's FMA peak and a large GEMM on petal's engine are
+# measured by petal bench itself.
 #   BENCH_METHODS="full lora ..." BENCH_SIZE=base BENCH_THREADS=2 BENCH_STEPS=5 (defaults: every method)
 #   BENCH_REPEAT=R   run each side R times and keep its fastest run (the machine is shared)
-#   BENCH_LONG=0     skip the long-clip line; BENCH_LONG_STEPS=S its timed steps (default 2)
+#   BENCH_BF16=0     skip the bf16-backbone lines
+#   BENCH_TORCH_CORETYPE=X  PyTorch's OpenBLAS runs kernel set X (OPENBLAS_CORETYPE for the
+#                    PyTorch process only; by default the environment's setting stands)
+#   BENCH_LONG=0     skip the long-clip lines; BENCH_LONG_STEPS=S their timed steps (default 2)
 #   BENCH_SHARE=0    skip the one-backbone-per-node line (bench/share.sh: PSS of 4 processes)
 # Then the linear-probing line (epoch 1, which fills the encoder-output cache,
 # against the mean of epochs 2-4).
-# One line per method:
-#   bench method=M frames=T batch=B samples_per_s=X torch_samples_per_s=Y ratio=X/Y
-#         gflops=G exec_gflops=E sgemm_gflops=S sgemm_frac=G/S rss_mib=R torch_rss_mib=TR
-#         act_mib=A kept_mib=K (petal's activation arena, and the per-layer slabs kept for the backward)
+# One line per method and dtype:
+#   bench method=M frames=T batch=B dtype=fp32|bf16 engine=E samples_per_s=X
+#         torch_samples_per_s=Y ratio=X/Y [vs_fp32=X/X_fp32] gflops=G exec_gflops=E
+#         peak_gflops=P peak_frac=E/P sgemm_gflops=S sgemm_frac=G/S rss_mib=R
+#         torch_rss_mib=TR rss_ratio=R/TR act_mib=A kept_mib=K cpu_util=U torch_cpu_util=TU
+#         torch_blas=LIB torch_blas_core=CORE
 # gflops counts the model's FLOPs (each GEMM the step needs, once); exec_gflops also
-# counts what petal recomputes to save memory. Then the long-clip line: Pfeiffer
-# adapter, 500 frames (590 tokens), petal at batch 32, PyTorch at batch 8 (it needs
-# about 20 GiB at 32), with torch_batch=8.
+# counts what petal recomputes to save memory; peak_gflops is the CPU's float32 FMA
+# peak (register-only AVX-512 loop, AVX2 without AVX-512) on the same threads;
+# engine is petal's GEMM engine (PETAL_GEMM), torch_blas the BLAS library the
+# PyTorch process mapped (read from its /proc/<pid>/maps) and its OpenBLAS kernel
+# set; cpu_util is petal's CPU time over wall time x threads (below 1: the cores
+# were shared with other work). PyTorch runs on the OpenMP OpenBLAS (LD_LIBRARY_PATH below; torch_bench.py
+# refuses the pthread build). bf16 lines (model.dtype bf16: frozen backbone GEMM
+# weights in bf16) start from a random ViT-B backbone file through the node-wide
+# images (one warm-up process builds them first); they share the fp32 line's
+# PyTorch figure. Full fine-tuning has no frozen weight, so no bf16 line.
+# Then the long-clip lines: Pfeiffer adapter, 500 frames (590 tokens), petal at
+# batch 32, PyTorch at batch 8 (it needs about 20 GiB at 32), with torch_batch=8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 methods=${BENCH_METHODS:-full linear bitfit lora adapter_pfeiffer adapter_houlsby conformer prompt_deep prefix soft_moa dense_moa}
@@ -24,8 +39,14 @@ steps=${BENCH_STEPS:-5}
 frames=${BENCH_FRAMES:-100}
 batch=${BENCH_BATCH:-8}
 repeat=${BENCH_REPEAT:-1}
+bf16=${BENCH_BF16:-1}
+grep -qw -e avx512_bf16 -e amx_bf16 /proc/cpuinfo || bf16=0
+openmp_blas=/usr/lib/$(gcc -print-multiarch)/openblas-openmp
+work=$(mktemp -d /tmp/petal-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
 
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN{printf "%.2f", x/y}'; }
 
 # best <repeat> <command...>: the output line of the run with the most samples/s
 best() {
@@ -38,24 +59,58 @@ best() {
   echo "$best_line"
 }
 
-# line <method> <frames> <petal batch> <torch batch> <steps>
-line() {
-  local m=$1 f=$2 pb=$3 tb=$4 st=$5 p t x y extra=""
-  p=$(best "$repeat" ./petal bench --method "$m" --size "$size" --threads "$threads" --steps "$st" \
-        --frames "$f" --batch "$pb")
-  t=$(best "$repeat" /usr/bin/python3 bench/torch_bench.py --method "$m" --size "$size" \
-        --threads "$threads" --steps "$st" --frames "$f" --batch "$tb")
-  x=$(echo "$p" | field samples_per_s); y=$(echo "$t" | field samples_per_s)
-  [ "$pb" = "$tb" ] || extra=" torch_batch=$tb"
-  echo "bench method=$m frames=$f batch=$pb samples_per_s=$x$extra torch_samples_per_s=$y" \
-       "ratio=$(awk -v x="$x" -v y="$y" 'BEGIN{printf "%.2f", x/y}')" \
-       "gflops=$(echo "$p" | field gflops) exec_gflops=$(echo "$p" | field exec_gflops)" \
-       "sgemm_gflops=$(echo "$p" | field sgemm_gflops) sgemm_frac=$(echo "$p" | field sgemm_frac)" \
-       "rss_mib=$(echo "$p" | field rss_mib) torch_rss_mib=$(echo "$t" | field rss_mib)" \
-       "act_mib=$(echo "$p" | field act_mib) kept_mib=$(echo "$p" | field kept_mib)"
+torch() {
+  if [ -n "${BENCH_TORCH_CORETYPE:-}" ]; then
+    OPENBLAS_CORETYPE=$BENCH_TORCH_CORETYPE LD_LIBRARY_PATH=$openmp_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+      best "$repeat" /usr/bin/python3 bench/torch_bench.py "$@"
+  else
+    LD_LIBRARY_PATH=$openmp_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} best "$repeat" \
+      /usr/bin/python3 bench/torch_bench.py "$@"
+  fi
 }
 
-echo "# $(date -u +%Y-%m-%d) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, threads=$threads size=$size repeat=$repeat"
+# emit <petal line> <torch line> <petal batch> <torch batch> [<fp32 samples/s>]
+emit() {
+  local p=$1 t=$2 pb=$3 tb=$4 x32=${5:-} x y extra=""
+  x=$(echo "$p" | field samples_per_s); y=$(echo "$t" | field samples_per_s)
+  [ "$pb" = "$tb" ] || extra=" torch_batch=$tb"
+  [ -z "$x32" ] || extra="$extra vs_fp32=$(ratio "$x" "$x32")"
+  echo "bench method=$m frames=$(echo "$p" | field frames) batch=$pb" \
+       "dtype=$(echo "$p" | field dtype) engine=$(echo "$p" | field engine)" \
+       "samples_per_s=$x torch_samples_per_s=$y ratio=$(ratio "$x" "$y")$extra" \
+       "gflops=$(echo "$p" | field gflops) exec_gflops=$(echo "$p" | field exec_gflops)" \
+       "peak_gflops=$(echo "$p" | field peak_gflops) peak_frac=$(echo "$p" | field peak_frac)" \
+       "sgemm_gflops=$(echo "$p" | field sgemm_gflops) sgemm_frac=$(echo "$p" | field sgemm_frac)" \
+       "rss_mib=$(echo "$p" | field rss_mib) torch_rss_mib=$(echo "$t" | field rss_mib)" \
+       "rss_ratio=$(ratio "$(echo "$p" | field rss_mib)" "$(echo "$t" | field rss_mib)")" \
+       "act_mib=$(echo "$p" | field act_mib) kept_mib=$(echo "$p" | field kept_mib)" \
+       "cpu_util=$(echo "$p" | field cpu_util) torch_cpu_util=$(echo "$t" | field cpu_util)" \
+       "torch_blas=$(echo "$t" | field blas) torch_blas_core=$(echo "$t" | field blas_core)"
+}
+
+# line <method> <frames> <petal batch> <torch batch> <steps>: the fp32 line, then the bf16 one
+line() {
+  local m=$1 f=$2 pb=$3 tb=$4 st=$5 p t p16 bb
+  p=$(best "$repeat" ./petal bench --method "$m" --size "$size" --threads "$threads" --steps "$st" \
+        --frames "$f" --batch "$pb")
+  t=$(torch --method "$m" --size "$size" --threads "$threads" --steps "$st" --frames "$f" --batch "$tb")
+  emit "$p" "$t" "$pb" "$tb"
+  [ "$bf16" = 1 ] && [ "$m" != full ] || return 0
+  bb=$work/backbone-$f.h5
+  if [ ! -f "$bb" ]; then  # the backbone file, its node-wide images built once
+    ./petal model init --size "$size" --frames "$f" --out "$bb" >/dev/null
+    ./petal bench --method linear --size "$size" --threads "$threads" --steps 1 --batch 1 \
+      --frames "$f" --dtype bf16 --backbone "$bb" --backbone-cache "$work/cache" >/dev/null
+  fi
+  p16=$(best "$repeat" ./petal bench --method "$m" --size "$size" --threads "$threads" --steps "$st" \
+          --frames "$f" --batch "$pb" --dtype bf16 --backbone "$bb" --backbone-cache "$work/cache")
+  emit "$p16" "$t" "$pb" "$tb" "$(echo "$p" | field samples_per_s)"
+}
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+     "$(nproc) cores, threads=$threads size=$size repeat=$repeat load=$(cut -d' ' -f1-3 /proc/loadavg)" \
+     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}" \
+     "torch OPENBLAS_CORETYPE=${BENCH_TORCH_CORETYPE:-${OPENBLAS_CORETYPE:-unset}}"
 for m in $methods; do line "$m" "$frames" "$batch" "$batch" "$steps"; done
 if [ "${BENCH_LONG:-1}" != 0 ]; then
   line adapter_pfeiffer 500 32 8 "${BENCH_LONG_STEPS:-2}"

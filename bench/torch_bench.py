@@ -9,7 +9,17 @@ dense_moa (N 4, rr 64, FFN); the backbone is random, the method's own tensors ke
 their documented init. Prints exactly one line:
 
   torch method=<m> frames=<T> batch=<B> samples_per_s=<x> rss_mib=<peak RSS MiB>
+        cpu_util=<CPU time of the steps / (wall time x threads)>
+        blas=<the BLAS library this process loaded> blas_core=<OpenBLAS's kernel set>
+
+The BLAS library is read from this process's /proc/<pid>/maps after the steps:
+PyTorch runs its GEMMs there. The pthread OpenBLAS is refused (exit 2): its own
+thread pool fights PyTorch's OpenMP threads, which halves PyTorch's speed and
+made an earlier baseline look slower than it is (bench/run.sh points
+LD_LIBRARY_PATH at the OpenMP build).
 """
+
+import ctypes
 
 import argparse
 import os
@@ -21,6 +31,31 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from torch_ast import PRESETS, SIZES, ASTModel, _init_random, config_for, loss_fn, make_optimizer, set_trainable  # noqa: E402,E501
+
+
+def loaded_blas():
+    """(path, OpenBLAS core name or '-') of the BLAS library mapped into this process."""
+    libs = []
+    with open(f"/proc/{os.getpid()}/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and parts[5] not in libs:
+                name = os.path.basename(parts[5])
+                if name.startswith(("libopenblas", "libblas", "libmkl", "libblis")):
+                    libs.append(parts[5])
+    if not libs:
+        return "none", "-"
+    # The implementation (libopenblas*.so) over the libblas.so.3 front it sits behind.
+    libs.sort(key=lambda p: not os.path.basename(p).startswith(("libopenblas", "libmkl", "libblis")))
+    path, core = libs[0], "-"
+    if "openblas" in os.path.basename(path):
+        try:
+            fn = ctypes.CDLL(path).openblas_get_corename
+            fn.restype = ctypes.c_char_p
+            core = fn().decode()
+        except (OSError, AttributeError):
+            pass
+    return path, core
 
 
 def main():
@@ -57,16 +92,23 @@ def main():
         return loss
 
     step()  # warm-up: allocator, optimizer state, thread pool
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(a.steps):
         loss = step()
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     if not torch.isfinite(loss):
         sys.stderr.write(f"torch_bench: non-finite loss {loss.item()}\n")
         return 1
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    blas, core = loaded_blas()
+    if "pthread" in blas:
+        sys.stderr.write(f"torch_bench: PyTorch loaded the pthread OpenBLAS ({blas}); its thread pool "
+                         "fights PyTorch's OpenMP threads. Point LD_LIBRARY_PATH at the OpenMP build "
+                         "(/usr/lib/<arch>/openblas-openmp) or switch the libblas.so.3 alternative.\n")
+        return 2
     print(f"torch method={a.method} frames={a.frames} batch={a.batch} "
-          f"samples_per_s={a.batch * a.steps / dt:.3f} rss_mib={rss:.1f}")
+          f"samples_per_s={a.batch * a.steps / dt:.3f} rss_mib={rss:.1f} cpu_util={cpu / (dt * a.threads):.2f} "
+          f"blas={blas} blas_core={core}")
     return 0
 
 

@@ -55,6 +55,10 @@ static int model_from_checkpoint(ast_model *m, char ***labels, int *K, const cha
     if (!st && !finished)
         fprintf(stderr, "petal: %s: the trial has not finished; using its best state so far\n",
                 ckpt);
+    // A bf16 trial predicts as it was tested: the frozen GEMM weights in bf16.
+    if (!st && ts.bf16 &&
+        (st = ast_model_use_bf16(m, ts.backbone[0] ? share_dir : NULL, NULL, 0, err)))
+        ast_model_free(m);
     config_free(&kv);
     free(text);
     return st;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "core/gemm.h"
 
 typedef struct {
     const char *name;
@@ -46,6 +47,11 @@ int main(int argc, char **argv) {
     if (!getenv("OMP_WAIT_POLICY")) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
         execv("/proc/self/exe", argv);  // on failure, carry on as we are
+    }
+    petal_err err;
+    if (gemm_select(NULL, &err)) {  // PETAL_GEMM names the GEMM engine
+        fprintf(stderr, "petal: %s\n", err.msg);
+        return 2;
     }
     if (argc < 2) {
         usage(stderr);

@@ -50,6 +50,9 @@ typedef struct {
     float *ln2_w, *ln2_b;  // (C)
     float *fc1_w, *fc1_b;  // (MLP, C), (MLP)
     float *fc2_w, *fc2_b;  // (C, MLP), (C)
+    // bf16 copies of the four GEMM weights above when the model holds its
+    // frozen ones in bf16 (ast_model_use_bf16); NULL otherwise or when they train.
+    const uint16_t *qkv_w16, *o_w16, *fc1_w16, *fc2_w16;
     float *lora_a[4];      // (r, C) per target q, k, v, o
     float *lora_b[4];      // (C, r)
     float *prefix_k, *prefix_v;  // (P/2, C)
@@ -150,6 +153,9 @@ typedef struct {
     // Required by ast_model_init_layerwise.
     int (*on_layer)(void *ctx, int l);
     void *on_layer_ctx;
+    uint16_t *w16;      // bf16 copies of the frozen GEMM weights (n16 values), or NULL
+    size_t n16;
+    int w16_mapped;     // w16 is the node-wide bf16 image, mapped read-only
     ast_acts a;
     float *arena;       // one allocation behind every ast_acts field
     size_t arena_floats;
@@ -178,6 +184,21 @@ void ast_param_counts(const ast_model *m, size_t *trainable, size_t *paper, size
 // for the methods' own tensors (neutral: the model starts equal to the backbone).
 // skip_backbone: leave the backbone rows to a backbone file (nothing else changes).
 void ast_init_weights(ast_model *m, uint64_t seed, int skip_backbone);
+// model.dtype bf16: holds the frozen encoder GEMM weights (query/key/value,
+// output, fc1, fc2 of layers where they do not train) as bf16 copies and runs
+// their GEMMs on bf16 inputs with float32 accumulation; what trains and the
+// optimizer state stay float32. Call once the weights are final (after
+// backbone_load). With share_dir and a backbone mapped from its node-wide
+// image, the bf16 copy is a node-wide image too and the float32 pages of those
+// weights are released (core/bf16.c); otherwise it is private (and warn, when
+// non-NULL, says why sharing failed, or is empty). PETAL_EINPUT on a CPU
+// without AVX512-BF16 / AMX-BF16, or with the OpenBLAS GEMM engine.
+// After it, those float32 weights must not change (LoRA merge, loading).
+int ast_model_use_bf16(ast_model *m, const char *share_dir, char *warn, size_t nwarn,
+                       petal_err *err);
+void ast_model_free_bf16(ast_model *m);
+// Tests: make ast_model_use_bf16 act as on a CPU without bf16 instructions.
+extern int bf16_force_unsupported;
 // Folds every LoRA update into its frozen projection (W += s B A, for export
 // as a plain backbone) and zeroes the LoRA up projections, so the model
 // computes the same function with the LoRA branch contributing nothing.

@@ -1,17 +1,17 @@
 // ==== LoRA: out += s * (u A^T) B^T beside a frozen projection ====================
 // A (r, C) is the down projection, B (OC, r) the up projection. out may be a
 // strided view (ldo) into a wider buffer, e.g. the q, k or v columns of qkv.
-#include <cblas.h>
 #include <string.h>
 
 #include "core/ast.h"
+#include "core/gemm.h"
 #include "core/ops.h"
 
 void lora_forward(float *out, float *z, const float *u, const float *A, const float *B, float s,
                   int N, int C, int r, int OC, int ldo) {
     double t0 = prof_start();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, C, 1.0f, u, C, A, C, 0.0f, z, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, r, s, z, r, B, r, 1.0f, out, ldo);
+    gemm(0, 1, N, r, C, 1.0f, u, C, A, C, 0.0f, z, r, NULL);
+    gemm(0, 1, N, OC, r, s, z, r, B, r, 1.0f, out, ldo, NULL);
     prof_stop(PROF_GEMM, t0);
     petal_gemm_flops += 2.0 * N * r * (C + OC);
 }
@@ -22,16 +22,16 @@ void lora_backward(float *du, float *dA, float *dB, float *dz, const float *dout
     // dB += s dout^T z ; dz = s dout B ; dA += dz^T u ; du += dz A
     double t0 = prof_start();
     if (dB)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, r, N, s, dout, ldo, z, r, 1.0f,
-                    dB, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, OC, s, dout, ldo, B, r, 0.0f, dz,
-                r);
+        gemm(1, 0, OC, r, N, s, dout, ldo, z, r, 1.0f,
+                    dB, r, NULL);
+    gemm(0, 0, N, r, OC, s, dout, ldo, B, r, 0.0f, dz,
+                r, NULL);
     if (dA)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, C, N, 1.0f, dz, r, u, C, 1.0f, dA,
-                    C);
+        gemm(1, 0, r, C, N, 1.0f, dz, r, u, C, 1.0f, dA,
+                    C, NULL);
     if (du)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, r, 1.0f, dz, r, A, C, 1.0f, du,
-                    C);
+        gemm(0, 0, N, C, r, 1.0f, dz, r, A, C, 1.0f, du,
+                    C, NULL);
     prof_stop(PROF_GEMM, t0);
     petal_gemm_flops += 2.0 * N * r * (OC * 2 + C * 2);
 }
@@ -44,8 +44,8 @@ void ast_lora_merge(ast_model *m) {
             if (!w->lora_a[t]) continue;
             // q, k, v are (C, C) blocks of the fused qkv weight; o is its own.
             float *W = t < 3 ? w->qkv_w + (size_t)t * C * C : w->o_w;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, C, r, m->lora_s,
-                        w->lora_b[t], r, w->lora_a[t], C, 1.0f, W, C);
+            gemm(0, 0, C, C, r, m->lora_s,
+                        w->lora_b[t], r, w->lora_a[t], C, 1.0f, W, C, NULL);
             memset(w->lora_b[t], 0, (size_t)C * r * sizeof(float));
         }
     }

@@ -9,10 +9,10 @@
 // dispatch Dp = softmax over tokens, combine Cb = softmax over slots; slot
 // inputs Xs = Dp^T X; slot outputs Ys = E_e(Xs) for expert e's S slots;
 // out = Cb Ys. docs/METHODS.md.
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
+#include "core/gemm.h"
 #include "core/ops.h"
 
 size_t moa_scratch_floats(int soft, int B, int T, int C, int D, int E, int S) {
@@ -70,8 +70,8 @@ void moa_forward(float *out, moa_acts *a, const float *u, const moa_tensors *w, 
             pack_weighted(ap, xa->act, a->probs, e, N, D, E);
             prof_stop(PROF_ADAPTER, t0);
             t0 = prof_start();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, C, D + 1, 1.0f, ap, D + 1, wb,
-                        D + 1, e ? 1.0f : 0.0f, out, C);
+            gemm(0, 1, N, C, D + 1, 1.0f, ap, D + 1, wb,
+                        D + 1, e ? 1.0f : 0.0f, out, C, NULL);
             prof_stop(PROF_GEMM, t0);
             petal_gemm_flops += 2.0 * N * C * (D + 1);
         }
@@ -81,24 +81,24 @@ void moa_forward(float *out, moa_acts *a, const float *u, const moa_tensors *w, 
     for (int b = 0; b < B; b++) {
         const float *x = u + (size_t)b * T * C;
         float *dp = a->dp + (size_t)b * T * ES, *cb = a->cb + (size_t)b * T * ES;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, ES, C, 1.0f, x, C, w->slots, ES,
-                    0.0f, dp, ES);
+        gemm(0, 0, T, ES, C, 1.0f, x, C, w->slots, ES,
+                    0.0f, dp, ES, NULL);
         memcpy(cb, dp, (size_t)T * ES * sizeof *cb);
         for (int j = 0; j < ES; j++) softmax_row(dp + j, T, ES);   // over tokens
         for (int t = 0; t < T; t++) softmax_row(cb + (size_t)t * ES, ES, 1);  // over slots
         for (int e = 0; e < E; e++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, C, T, 1.0f, dp + e * S, ES, x,
-                        C, 0.0f, a->xs + ((size_t)e * R + (size_t)b * S) * C, C);
+            gemm(1, 0, S, C, T, 1.0f, dp + e * S, ES, x,
+                        C, 0.0f, a->xs + ((size_t)e * R + (size_t)b * S) * C, C, NULL);
     }
     for (int e = 0; e < E; e++)
         adapter_forward(a->y + (size_t)e * R * C, &a->ex[e], a->xs + (size_t)e * R * C,
                         &w->experts[e], 0, 1, R, 1, C, D, 0);
     for (int b = 0; b < B; b++)
         for (int e = 0; e < E; e++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, S, 1.0f,
+            gemm(0, 0, T, C, S, 1.0f,
                         a->cb + (size_t)b * T * ES + e * S, ES,
                         a->y + ((size_t)e * R + (size_t)b * S) * C, C, e ? 1.0f : 0.0f,
-                        out + (size_t)b * T * C, C);
+                        out + (size_t)b * T * C, C, NULL);
     petal_gemm_flops += 2.0 * B * T * (double)ES * C * 3;
 }
 
@@ -119,8 +119,8 @@ void moa_backward(float *du, const moa_tensors *g, float *scratch, const float *
             prof_stop(PROF_ADAPTER, t0);
             // t = dout [W | b]: dout W (the gradient of p_e act_e) and dout . b
             t0 = prof_start();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, (int)D1, C, 1.0f, dout, C, wb,
-                        (int)D1, 0.0f, t, (int)D1);
+            gemm(0, 0, N, (int)D1, C, 1.0f, dout, C, wb,
+                        (int)D1, 0.0f, t, (int)D1, NULL);
             prof_stop(PROF_GEMM, t0);
             petal_gemm_flops += 2.0 * N * C * D1;
             if (gx->up_w || gx->up_b) {  // [dW | db] += dout^T [p act | p]
@@ -128,8 +128,8 @@ void moa_backward(float *du, const moa_tensors *g, float *scratch, const float *
                 pack_weighted(ap, xa->act, a->probs, e, N, D, E);
                 prof_stop(PROF_ADAPTER, t0);
                 t0 = prof_start();
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, (int)D1, N, 1.0f, dout, C,
-                            ap, (int)D1, 0.0f, dwb, (int)D1);
+                gemm(1, 0, C, (int)D1, N, 1.0f, dout, C,
+                            ap, (int)D1, 0.0f, dwb, (int)D1, NULL);
                 prof_stop(PROF_GEMM, t0);
                 petal_gemm_flops += 2.0 * N * C * D1;
                 for (int c = 0; c < C; c++) {
@@ -175,10 +175,10 @@ void moa_backward(float *du, const moa_tensors *g, float *scratch, const float *
         const float *cb = a->cb + (size_t)b * T * ES;
         for (int e = 0; e < E; e++) {
             const float *ys = a->y + ((size_t)e * R + (size_t)b * S) * C;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, C, 1.0f, dob, C, ys, C,
-                        0.0f, dcb + (size_t)b * T * ES + e * S, ES);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, C, T, 1.0f, cb + e * S, ES,
-                        dob, C, 0.0f, dys + ((size_t)e * R + (size_t)b * S) * C, C);
+            gemm(0, 1, T, S, C, 1.0f, dob, C, ys, C,
+                        0.0f, dcb + (size_t)b * T * ES + e * S, ES, NULL);
+            gemm(1, 0, S, C, T, 1.0f, cb + e * S, ES,
+                        dob, C, 0.0f, dys + ((size_t)e * R + (size_t)b * S) * C, C, NULL);
         }
     }
     memset(dxs, 0, (size_t)E * R * C * sizeof *dxs);
@@ -192,11 +192,11 @@ void moa_backward(float *du, const moa_tensors *g, float *scratch, const float *
         float *dub = du ? du + (size_t)b * T * C : NULL;
         for (int e = 0; e < E; e++) {
             const float *dx = dxs + ((size_t)e * R + (size_t)b * S) * C;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, C, 1.0f, x, C, dx, C, 0.0f,
-                        ddpb + e * S, ES);
+            gemm(0, 1, T, S, C, 1.0f, x, C, dx, C, 0.0f,
+                        ddpb + e * S, ES, NULL);
             if (dub)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, S, 1.0f, dp + e * S,
-                            ES, dx, C, 1.0f, dub, C);
+                gemm(0, 0, T, C, S, 1.0f, dp + e * S,
+                            ES, dx, C, 1.0f, dub, C, NULL);
         }
         // logits gradient: combine softmax over slots (rows), dispatch over tokens (columns)
         for (int t = 0; t < T; t++) {
@@ -212,11 +212,11 @@ void moa_backward(float *du, const moa_tensors *g, float *scratch, const float *
                 dcbb[(size_t)t * ES + j] += dp[(size_t)t * ES + j] * (ddpb[(size_t)t * ES + j] - dot);
         }
         if (g->slots)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, ES, T, 1.0f, x, C, dcbb, ES,
-                        1.0f, g->slots, ES);
+            gemm(1, 0, C, ES, T, 1.0f, x, C, dcbb, ES,
+                        1.0f, g->slots, ES, NULL);
         if (dub)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, C, ES, 1.0f, dcbb, ES,
-                        w->slots, ES, 1.0f, dub, C);
+            gemm(0, 1, T, C, ES, 1.0f, dcbb, ES,
+                        w->slots, ES, 1.0f, dub, C, NULL);
     }
     petal_gemm_flops += 2.0 * B * T * (double)ES * C * 6;
 }

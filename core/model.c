@@ -718,6 +718,7 @@ void ast_model_free(ast_model *m) {
             free(m->w.layer[l].moa[s].experts);
             free(m->g.layer[l].moa[s].experts);
         }
+    ast_model_free_bf16(m);
     param_table_free(&m->params);
     free(m->w.layer);
     free(m->g.layer);
@@ -761,6 +762,20 @@ static void residual_sum(float *y, const float *x, const float *const *p, int np
     prof_stop(PROF_ELEMWISE, t0);
 }
 
+// A projection's forward and input gradient on its bf16 copy when the model
+// holds one (frozen weight, model.dtype bf16), else on the float32 weight.
+static void proj_forward(float *out, const float *inp, const float *w, const uint16_t *w16,
+                         const float *b, int N, int IC, int OC) {
+    if (w16) linear_forward_bf16(out, inp, w16, b, N, IC, OC);
+    else linear_forward(out, inp, w, b, N, IC, OC);
+}
+
+static void proj_input_backward(float *dinp, const float *dout, const float *w, const uint16_t *w16,
+                                int N, int IC, int OC, float beta) {
+    if (w16) linear_input_backward_bf16(dinp, dout, w16, N, IC, OC, beta);
+    else linear_input_backward(dinp, dout, w, N, IC, OC, beta);
+}
+
 // The MHSA sublayer: out (N, C) = O(attention(qkv(u))), with LoRA and prefix hooks.
 static void mhsa_forward(ast_model *m, ast_layer_acts *la, int l, float *out, const float *u,
                          int B) {
@@ -768,14 +783,14 @@ static void mhsa_forward(ast_model *m, ast_layer_acts *la, int l, float *out, co
     const ast_layer_tensors *w = &m->w.layer[l];
     int T = m->T, C = c->C, N = B * T, r = m->method.lora.rank;
     float *qkv = la->qkv;
-    linear_forward(qkv, u, w->qkv_w, w->qkv_b, N, C, 3 * C);
+    proj_forward(qkv, u, w->qkv_w, w->qkv_w16, w->qkv_b, N, C, 3 * C);
     for (int t = 0; t < 3; t++)
         if (w->lora_a[t])
             lora_forward(qkv + t * C, la->lora_z[t], u, w->lora_a[t], w->lora_b[t], m->lora_s, N,
                          C, r, C, 3 * C);
     attention_forward(la->atty, la->lse, m->a.att, m->nthr, qkv, qkv + C, qkv + 2 * C,
                       w->prefix_k, w->prefix_v, 3 * C, 3 * C, m->PK, B, T, C, c->NH);
-    linear_forward(out, la->atty, w->o_w, w->o_b, N, C, C);
+    proj_forward(out, la->atty, w->o_w, w->o_w16, w->o_b, N, C, C);
     if (w->lora_a[3])
         lora_forward(out, la->lora_z[3], la->atty, w->lora_a[3], w->lora_b[3], m->lora_s, N, C,
                      r, C, C);
@@ -791,9 +806,9 @@ static void ffn_forward(ast_model *m, ast_layer_acts *la, int l, float *out, con
     for (int r0 = 0; r0 < N; r0 += R) {
         int rows = N - r0 < R ? N - r0 : R;
         float *f = kept ? la->fc1 + (size_t)r0 * MLP : la->fc1;
-        linear_forward(f, u + (size_t)r0 * C, w->fc1_w, NULL, rows, C, MLP);
+        proj_forward(f, u + (size_t)r0 * C, w->fc1_w, w->fc1_w16, NULL, rows, C, MLP);
         bias_gelu_forward(m->a.gel, f, w->fc1_b, rows, MLP);
-        linear_forward(out + (size_t)r0 * C, m->a.gel, w->fc2_w, w->fc2_b, rows, MLP, C);
+        proj_forward(out + (size_t)r0 * C, m->a.gel, w->fc2_w, w->fc2_w16, w->fc2_b, rows, MLP, C);
     }
 }
 
@@ -952,7 +967,8 @@ static void mhsa_backward(ast_model *m, const ast_layer_acts *la, int l, float *
     const float *qkv = la->qkv;
     int lora_qkv = w->lora_a[0] || w->lora_a[1] || w->lora_a[2];
     int need_att = dsin || g->qkv_w || g->qkv_b || lora_qkv || PK;
-    linear_backward(need_att ? a->datty : NULL, g->o_w, g->o_b, dsub, la->atty, w->o_w, N, C, C);
+    if (need_att) proj_input_backward(a->datty, dsub, w->o_w, w->o_w16, N, C, C, 0.0f);
+    linear_backward(NULL, g->o_w, g->o_b, dsub, la->atty, NULL, N, C, C);
     if (w->lora_a[3])
         lora_backward(need_att ? a->datty : NULL, g->lora_a[3], g->lora_b[3], a->dz, dsub, C,
                       la->atty, la->lora_z[3], w->lora_a[3], w->lora_b[3], m->lora_s, N, C, r, C);
@@ -964,7 +980,7 @@ static void mhsa_backward(ast_model *m, const ast_layer_acts *la, int l, float *
         const float *dk = a->dpk + (size_t)b * PK * C, *dv = a->dpv + (size_t)b * PK * C;
         for (size_t i = 0; i < (size_t)PK * C; i++) g->prefix_k[i] += dk[i], g->prefix_v[i] += dv[i];
     }
-    if (dsin) linear_input_backward(dsin, a->dqkv, w->qkv_w, N, C, 3 * C, beta);
+    if (dsin) proj_input_backward(dsin, a->dqkv, w->qkv_w, w->qkv_w16, N, C, 3 * C, beta);
     linear_backward(NULL, g->qkv_w, g->qkv_b, a->dqkv, u, NULL, N, C, 3 * C);
     for (int t = 0; t < 3; t++)
         if (w->lora_a[t])
@@ -984,14 +1000,16 @@ static void ffn_backward(ast_model *m, const ast_layer_acts *la, int l, float *d
     for (int r0 = 0; r0 < N; r0 += R) {
         int rows = N - r0 < R ? N - r0 : R;
         const float *f = la->fc1 + (size_t)r0 * MLP, *ds = dsub + (size_t)r0 * C;
-        linear_input_backward(a->dfc, ds, w->fc2_w, rows, MLP, C, 0.0f);
+        proj_input_backward(a->dfc, ds, w->fc2_w, w->fc2_w16, rows, MLP, C, 0.0f);
         if (g->fc2_w) {
             gelu_backward_recompute(a->dfc, a->gelb, a->dfc, f, (size_t)rows * MLP);
             linear_backward(NULL, g->fc2_w, NULL, ds, a->gelb, NULL, rows, MLP, C);
         } else {
             gelu_backward(a->dfc, a->dfc, f, (size_t)rows * MLP);
         }
-        if (dsin) linear_input_backward(dsin + (size_t)r0 * C, a->dfc, w->fc1_w, rows, C, MLP, beta);
+        if (dsin)
+            proj_input_backward(dsin + (size_t)r0 * C, a->dfc, w->fc1_w, w->fc1_w16, rows, C, MLP,
+                                beta);
         linear_backward(NULL, g->fc1_w, g->fc1_b, a->dfc, u ? u + (size_t)r0 * C : NULL, NULL, rows,
                         C, MLP);
     }

@@ -9,10 +9,11 @@
 #ifndef PETAL_OPS_H
 #define PETAL_OPS_H
 #include <stddef.h>
+#include <stdint.h>
 
 // ---- profile.c (op-family timing for `petal bench --profile`) -----------------
 typedef enum {
-    PROF_GEMM,         // linear layers, LoRA, mixture GEMMs (OpenBLAS)
+    PROF_GEMM,         // linear layers, LoRA, mixture GEMMs (core/gemm.h's engine)
     PROF_ATTENTION,    // attention forward/backward (its small GEMMs and softmax)
     PROF_NORM,         // LayerNorm
     PROF_ACT,          // GELU and other activations
@@ -40,6 +41,12 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
 // dinp (N, IC) = dout @ weight + beta * dinp (beta 0 overwrites, 1 accumulates).
 void linear_input_backward(float *dinp, const float *dout, const float *weight, int N, int IC,
                            int OC, float beta);
+// The same two products with a frozen weight held in bf16 (model.dtype bf16):
+// the input rounded to bf16 on the way in, float32 accumulation (core/gemm.h).
+void linear_forward_bf16(float *out, const float *inp, const uint16_t *weight, const float *bias,
+                         int N, int IC, int OC);
+void linear_input_backward_bf16(float *dinp, const float *dout, const uint16_t *weight, int N,
+                                int IC, int OC, float beta);
 // Accumulates column sums: dbias (OC) += sum over rows of dout (N, OC).
 void bias_backward(float *dbias, const float *dout, int N, int OC);
 // Model FLOPs since the last reset: every GEMM the step needs (forward, input

@@ -38,6 +38,9 @@ const setting_def settings_table[SK_COUNT] = {
     [SK_MODEL_POOL] = {SK_MODEL_POOL, "model.pool", SET_CHOICE, 0, 0,
                        "all|cls|cls_dist|prompts|speech|prompts+speech", "all", 0,
                        "tokens the classifier reads after the final LayerNorm"},
+    [SK_MODEL_DTYPE] = {SK_MODEL_DTYPE, "model.dtype", SET_CHOICE, 0, 0, "fp32|bf16", "fp32", 0,
+                        "frozen backbone GEMM weights: fp32, or bf16 with float32 accumulation "
+                        "(AVX512-BF16/AMX CPUs; trained tensors stay fp32)"},
     [SK_METHOD] = {SK_METHOD, "method", SET_CHOICE, 0, 0,
                    "full|linear|bitfit|bitfit_petal|lora|adapter_pfeiffer|adapter_houlsby|conformer|"
                    "prompt_shallow|prompt_deep|prefix|dense_moa|soft_moa|lora_paper|"

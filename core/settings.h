@@ -26,6 +26,7 @@ typedef enum {
     SK_MODEL_BACKBONE,
     SK_MODEL_SIZE,
     SK_MODEL_POOL,
+    SK_MODEL_DTYPE,
     SK_METHOD,
     SK_TRAIN_EPOCHS,
     SK_TRAIN_BATCH,

@@ -30,6 +30,11 @@ int trainer_init(trainer *t, const ast_config *cfg, const ast_method *meth,
         ast_model_free(&t->m);
         return st;
     }
+    if (tc->bf16 && (st = ast_model_use_bf16(&t->m, backbone ? tc->share_dir : NULL, NULL, 0,
+                                             err))) {
+        ast_model_free(&t->m);
+        return st;
+    }
     adamw_init(&t->opt, &tc->opt, &t->m.params);
     petal_rng_seed(&t->rng, tc->seed ^ 0x5eedULL);
     t->total_steps = (long)tc->epochs * ((train->n + tc->batch - 1) / tc->batch);

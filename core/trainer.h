@@ -19,6 +19,7 @@ typedef struct {
     uint64_t seed;             // initialisation, shuffling, augmentation
     const specaug_config *aug; // SpecAugment on training batches; NULL = off
     const char *share_dir;     // backbone_load's node-wide image folder; NULL = private copy
+    int bf16;                  // model.dtype bf16: frozen GEMM weights in bf16 (ast_model_use_bf16)
 } trainer_config;
 
 // One epoch of the history (stored as 6 doubles per epoch in checkpoints).

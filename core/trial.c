@@ -117,6 +117,7 @@ int trial_settings_resolve(trial_settings *ts, const config_kv *kv, petal_err *e
         case SK_MODEL_BACKBONE: snprintf(ts->backbone, sizeof ts->backbone, "%s", v.text); break;
         case SK_MODEL_SIZE: snprintf(ts->size, sizeof ts->size, "%s", v.text); break;
         case SK_MODEL_POOL: ts->pool = (ast_pool)n; break;  // choices in ast_pool order
+        case SK_MODEL_DTYPE: ts->bf16 = n == 1; break;     // fp32|bf16
         case SK_TRAIN_EPOCHS: ts->epochs = n; break;
         case SK_TRAIN_BATCH: ts->batch = n; break;
         case SK_TRAIN_LR: ts->lr = (float)v.x; break;
@@ -211,7 +212,7 @@ static int run_fold(fold_record *f, trial_record *rec, const trial_settings *ts,
     if ((st = trial_model_config(&cfg, ts, d.K, err))) goto done;
     trainer_config tc = {.epochs = ts->epochs, .batch = ts->batch, .seed = ts->seed,
                          .opt = adamw_defaults(ts->lr), .aug = ts->specaug ? &ts->aug : NULL,
-                         .share_dir = opt->share_dir};
+                         .share_dir = opt->share_dir, .bf16 = ts->bf16};
     tc.opt.weight_decay = ts->weight_decay;
     trainer t;
     petal_err warn;

@@ -30,6 +30,7 @@ typedef struct {
     char backbone[TRIAL_PATH_MAX];
     char size[16];
     ast_pool pool;
+    int bf16;  // model.dtype bf16: frozen backbone GEMM weights held in bf16
     ast_method method;
     int epochs, batch;
     float lr, weight_decay;

@@ -211,7 +211,9 @@ static int read_settings(config_kv *kv, spec_ctx *c, yaml_node_t *m, const char 
         yaml_node_t *kn = node(c, p->key), *vn = node(c, p->value);
         if (kn->type != YAML_SCALAR_NODE) return fail_at(c, kn, "keys must be plain names");
         char key[256];
-        snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "", kn->data.scalar.value);
+        if ((size_t)snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "",
+                             kn->data.scalar.value) >= sizeof key)
+            return fail_at(c, kn, "a key longer than %zu bytes", sizeof key - 1);
         int st;
         if (range_kind(c, vn) && setting_find(key))
             return fail_at(c, vn, "%s: a range here? ranges go under grid: (with sample:)", key);
@@ -240,7 +242,9 @@ static int read_axes(axis **axes, int *naxes, spec_ctx *c, yaml_node_t *m, const
         yaml_node_t *kn = node(c, p->key), *vn = node(c, p->value);
         if (kn->type != YAML_SCALAR_NODE) return fail_at(c, kn, "keys must be plain names");
         char key[256];
-        snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "", kn->data.scalar.value);
+        if ((size_t)snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "",
+                             kn->data.scalar.value) >= sizeof key)
+            return fail_at(c, kn, "a key longer than %zu bytes", sizeof key - 1);
         if (!strcmp(key, "method")) continue;  // method entries / an entry's name: read by the caller
         int st;
         if (vn->type == YAML_MAPPING_NODE && !range_kind(c, vn)) {
@@ -700,7 +704,10 @@ int sweep_spec_parse(sweep_spec *s, const char *text, const char *name, petal_er
     sweep_hash(s->hash, text, strlen(text));
     spec_ctx c = {.name = name, .err = err};
     yaml_parser_t p;
-    if (!yaml_parser_initialize(&p)) return petal_fail(err, PETAL_EFAIL, "libyaml: out of memory");
+    if (!yaml_parser_initialize(&p)) {
+        sweep_spec_free(s);
+        return petal_fail(err, PETAL_EFAIL, "libyaml: out of memory");
+    }
     yaml_parser_set_input_string(&p, (const unsigned char *)text, strlen(text));
     int st = PETAL_OK;
     if (!yaml_parser_load(&p, &c.doc)) {
@@ -708,6 +715,7 @@ int sweep_spec_parse(sweep_spec *s, const char *text, const char *name, petal_er
                         p.problem_mark.column + 1, p.problem ? p.problem : "malformed YAML",
                         p.context ? " " : "", p.context ? p.context : "");
         yaml_parser_delete(&p);
+        sweep_spec_free(s);
         return st;
     }
     yaml_parser_delete(&p);
@@ -716,6 +724,7 @@ int sweep_spec_parse(sweep_spec *s, const char *text, const char *name, petal_er
         st = petal_fail(err, PETAL_EINPUT, "%s:1:1: a sweep spec is a mapping (study, base, grid, ...)%s",
                         name, root ? "" : "; the file is empty");
         yaml_document_delete(&c.doc);
+        sweep_spec_free(s);
         return st;
     }
     snprintf(s->study, sizeof s->study, "%s", strrchr(name, '/') ? strrchr(name, '/') + 1 : name);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test binary in build/tests, then the canaries: the numeric tests
+# Runs every test binary in build/tests (on the default GEMM engine, oneDNN),
+# the numeric ones again on OpenBLAS (PETAL_GEMM=openblas), then the canaries: the numeric tests
 # linked against a core built with a deliberately broken backward
 # (-DPETAL_CANARY), which they must reject.
 # Prints one closing line: "tests: N passed, N failed" (", N SKIPPED" when a
@@ -14,6 +15,15 @@ for t in build/tests/test_*; do
   start=$(date +%s)
   if "$t"; then passed=$((passed + 1)); r=ok; else failed=$((failed + 1)); r=FAILED; fi
   echo "== $(basename "$t"): $r ($(( $(date +%s) - start )) s)"
+done
+# The numeric tests again on the reference GEMM engine (the loop above ran the
+# default, oneDNN): the fixtures, gradient checks, methods and trainer hold on both.
+for n in test_fixtures test_gradcheck test_methods test_train; do
+  t=build/tests/$n
+  [ -x "$t" ] || continue
+  start=$(date +%s)
+  if PETAL_GEMM=openblas "$t" >/dev/null; then passed=$((passed + 1)); r=ok; else failed=$((failed + 1)); r=FAILED; fi
+  echo "== $n (PETAL_GEMM=openblas): $r ($(( $(date +%s) - start )) s)"
 done
 # A script that exits 77 could not set up what it tests (tests/test_slurm.sh
 # without a SLURM): counted as skipped, never as passed.

@@ -45,5 +45,16 @@ grep -q "^result fold=1 best_epoch=" "$O" && ok || bad "result line"
 sed -n '/^| key /,$p' docs/SETTINGS.md | cmp -s - "$O" && ok || bad "docs/SETTINGS.md is current (petal train --keys-markdown)"
 expect_rc 2 ./petal train --set lora.rnak=4
 grep -q "did you mean lora.rank" "$E" && ok || bad "unknown key suggests the nearest"
+# The GEMM engine and the bf16 backbone from the command line.
+PETAL_GEMM=mkl expect_rc 2 ./petal bench --help
+grep -q "unknown GEMM engine 'mkl'" "$E" && ok || bad "bad PETAL_GEMM named"
+expect_rc 2 ./petal train --synthetic --set model.dtype=fp16
+grep -q "model.dtype expects fp32 or bf16" "$E" && ok || bad "bad model.dtype named"
+if grep -qw -e avx512_bf16 -e amx_bf16 /proc/cpuinfo; then
+  expect_rc 0 ./petal train --synthetic --method lora --epochs 2 --threads 1 --set model.dtype=bf16
+  grep -q "^result fold=1 best_epoch=" "$O" && ok || bad "bf16 trial result line"
+  expect_rc 2 env PETAL_GEMM=openblas ./petal train --synthetic --method lora --epochs 1 --set model.dtype=bf16
+  grep -q "oneDNN GEMM engine" "$E" && ok || bad "bf16 on OpenBLAS refused: $(cat "$E")"
+fi
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

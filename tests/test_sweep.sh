@@ -11,7 +11,9 @@ PY=/usr/bin/python3
 T=$(mktemp -d /tmp/petal_test_sweep_XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPIRUN="mpirun --oversubscribe --bind-to none"
+# Under make test SAN=1, LeakSanitizer cannot tell Open MPI's own allocations (in
+# plugins unloaded before exit) from petal's: leak checks are off for MPI ranks only.
+MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 mpirun --oversubscribe --bind-to none"
 pass=0; fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
@@ -138,18 +140,18 @@ check '[ $rc = 1 ] && [ $(grep -c " done " "$T/ls") = 3 ] && grep -q "signal 11"
   "over MPI too (rc $rc): $(cat "$T/ls") $(tail -3 "$T/err")"
 
 # ---- kill -9 at random instants, rerun until done: the same store -------------------
-# (12 epochs and kills 2.4 s apart in all: on a quiet machine 6 epochs ended
-# before the third kill)
+# Long enough that the kills below land mid-sweep (6 and 18 epochs finished within
+# the third kill once the GEMMs moved to oneDNN, leaving too few kills).
 cat >"$T/k.yaml" <<'EOF'
 base:
-  train: {epochs: 12, batch: 8}
+  train: {epochs: 60, batch: 8}
 grid:
   train.seed: [1, 2, 3]
   method: [{method: lora, lora.rank: 2}, {method: adapter_pfeiffer, adapter.dim: 4}]
 EOF
 $P sweep "$T/k.yaml" --out "$T/kref" --threads 1 >/dev/null 2>&1
 kills=0
-for delay in 0.4 0.6 0.5 0.2 0.7; do
+for delay in 0.4 0.9 1.3 0.2 1.7; do
   setsid $P sweep "$T/k.yaml" --out "$T/krun" --threads 1 >/dev/null 2>&1 &
   pid=$!
   sleep $delay

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages petal needs, only those that are missing.
-# Libraries are looked up with pkg-config, programs with command -v.
+# Libraries are looked up with pkg-config (oneDNN, which has no .pc file, by
+# its header), programs with command -v.
 #   tools/deps.sh          build + test dependencies
 #   tools/deps.sh --torch  also PyTorch/torchaudio (fixtures and benchmarks)
 set -euo pipefail
@@ -15,6 +16,8 @@ need_cmd make make
 # OpenBLAS's OpenMP build (one thread pool with petal's OpenMP loops).
 PKG_CONFIG_LIBDIR="/usr/lib/$(gcc -print-multiarch 2>/dev/null)/openblas-openmp/pkgconfig" \
   pkg-config --exists openblas 2>/dev/null || missing+=(libopenblas-openmp-dev)
+# oneDNN, the default GEMM engine (Debian ships no pkg-config file for it).
+[ -f /usr/include/oneapi/dnnl/dnnl.h ] || missing+=(libdnnl-dev)
 need_pc fftw3f libfftw3-dev
 need_pc yaml-0.1 libyaml-dev
 need_pc hdf5 libhdf5-dev
