@@ -45,7 +45,7 @@ TESTBIN := $(TESTSRC:tests/%.c=build/tests/%)
 CANARYOBJ := $(LIBOBJ:build/%=build/canary/%)
 CANARYBIN := build/canary/test_gradcheck build/canary/test_fixtures
 
-.PHONY: all deps test demo bench fixtures clean chaos install fuzz valgrind
+.PHONY: all deps test demo bench bench-asha fixtures clean chaos install fuzz valgrind
 all: deps petal
 
 deps:
@@ -105,6 +105,11 @@ demo: deps
 chaos: deps
 	@$(MAKE) --no-print-directory petal
 	@bash tools/chaos.sh
+
+# Search strategies against the full grid (issue 16): grid, random search, ASHA, median.
+bench-asha: deps
+	@$(MAKE) --no-print-directory petal
+	@bash bench/asha.sh
 
 bench: deps
 	@bash tools/deps.sh --torch

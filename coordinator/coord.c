@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coordinator/early.h"
 #include "core/backbone.h"
 #include "core/settings.h"
 #include "core/trial.h"
@@ -71,15 +72,44 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
     results_store store;
     int st = results_store_open(&store, o->run, spec, o->nshards > 0, &o->notes, err);
     if (st) return st;
-    int n = spec->n, nq = 0, qhead = 0;
-    int *queue = petal_malloc(sizeof(int) * (size_t)(n ? n : 1));
-    int *tries = petal_calloc((size_t)(n ? n : 1), sizeof *tries);
-    double *cost = petal_calloc((size_t)(n ? n : 1), sizeof *cost);
+    int n = spec->n, nq = 0, qhead = 0, ncont = 0;
+    size_t nn = (size_t)(n ? n : 1);
+    int *queue = petal_malloc(sizeof(int) * nn);
+    int *tries = petal_calloc(nn, sizeof *tries);
+    double *cost = petal_calloc(nn, sizeof *cost);
+    // Early stopping: each trial's maximum budget (train.epochs), the budget of
+    // its next (or current) run, which trials are this run's, which are queued
+    // or running; continuations of promoted trials (cont) go before new trials.
+    const early_stop *es = &spec->early;
+    int early = es->kind != EARLY_NONE, paused0 = 0, decided = 0;
+    int *max_epochs = petal_calloc(nn, sizeof *max_epochs), *budget = petal_calloc(nn, sizeof *budget);
+    int *cont = petal_malloc(sizeof(int) * nn);
+    char *active = petal_calloc(nn, 1), *busy = petal_calloc(nn, 1);
     int done0 = 0, failed_kept = 0;
+    if (early && o->nshards > 0) {
+        results_store_close(&store);
+        free(queue), free(tries), free(cost), free(max_epochs), free(budget), free(cont), free(active), free(busy);
+        return petal_fail(err, PETAL_EINPUT, "%s: early_stop decides from every trial's results: run it "
+                          "as one sweep (one process or mpirun), not in --shard array tasks", spec->path);
+    }
     for (int i = 0; i < n; i++) {
-        const results_record *r = &store.rows[i];
         // array task: a stable shard of the trials (by id)
         if (o->nshards > 0 && !sweep_in_shard(spec->trials[i].id, o->shard, o->nshards)) continue;
+        active[i] = 1;
+        if (early) {
+            trial_settings ts;
+            max_epochs[i] = trial_settings_resolve(&ts, &spec->trials[i].kv, NULL) ? 1 : ts.epochs;
+        }
+    }
+    // decisions the records call for that a killed sweep did not write
+    if (early && (st = early_decide(&store, es, max_epochs, active, &decided, err))) {
+        results_store_close(&store);
+        free(queue), free(tries), free(cost), free(max_epochs), free(budget), free(cont), free(active), free(busy);
+        return st;
+    }
+    for (int i = 0; i < n; i++) {
+        const results_record *r = &store.rows[i];
+        if (!active[i]) continue;
         if (r->status == RS_DONE) {
             done0++;
             continue;
@@ -88,8 +118,21 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
             failed_kept++;
             continue;
         }
+        if (early) {
+            budget[i] = r->status == RS_FAILED ? (r->epochs_budget > 0 ? r->epochs_budget
+                                                  : early_budget_after(es, max_epochs[i], early_epochs(r)))
+                                               : early_next(r, es, max_epochs[i]);
+            if (!budget[i]) {
+                paused0 += r->status == RS_PAUSED;
+                continue;
+            }
+            if (early_epochs(r) > 0) {  // a promoted (or interrupted) trial goes on first
+                cont[ncont++] = i, busy[i] = 1;
+                continue;
+            }
+        }
         cost[i] = coord_estimate(&spec->trials[i]);
-        queue[nq++] = i;
+        queue[nq++] = i, busy[i] = 1;
     }
     qsort_r(queue, (size_t)nq, sizeof *queue, by_cost, cost);
     slot_state *slot = petal_calloc((size_t)ex->slots, sizeof *slot);
@@ -97,22 +140,32 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
     int running = 0, done = 0, failed = 0, stopped = 0, stopping = 0, store_failed = 0;
     double t0 = petal_now(), cost_left = 0, secs_done = 0, cost_done = 0, last_live = 0;
     for (int i = 0; i < nq; i++) cost_left += cost[queue[i]];
+    if (o->out && early)
+        fprintf(o->out, "early stopping (%s): rungs at %d x %d^k epochs; %d trial(s) paused, %d to go on%s\n",
+                es->kind == EARLY_ASHA ? "asha" : "median", es->min_epochs, es->eta, paused0, ncont,
+                decided ? " (decisions of an interrupted sweep taken from its records)" : "");
     if (o->out)
         fprintf(o->out, "sweep %s: %d trials, %d done before, %d to run%s%s\n", spec->study, n, done0, nq,
                 failed_kept ? ", failed ones kept (--retry-failed reruns them)" : "",
                 o->nshards ? " (this shard)" : "");
-    while (!st && (qhead < nq || running)) {
+    while (!st && (qhead < nq || ncont || running)) {
         if (o->stop && *o->stop && !stopping) {
             stopping = 1;
             for (int k = 0; k < ex->slots; k++)
                 if (slot[k].trial >= 0) ex->stop(ex, k);
         }
-        for (int k = 0; k < ex->slots && !stopping && qhead < nq && !st; k++) {
+        for (int k = 0; k < ex->slots && !stopping && (ncont || qhead < nq) && !st; k++) {
             if (slot[k].trial >= 0) continue;
-            int i = queue[qhead++];
+            int i;
+            if (ncont) {  // promoted trials first, in the order of their promotion
+                i = cont[0];
+                memmove(cont, cont + 1, sizeof *cont * (size_t)--ncont);
+            } else {
+                i = queue[qhead++];
+            }
             char *settings = coord_settings_text(&spec->trials[i]);
             int attempts = store.rows[i].attempts + 1;
-            st = ex->start(ex, k, spec->trials[i].id, settings, 0, attempts, err);
+            st = ex->start(ex, k, spec->trials[i].id, settings, budget[i], attempts, err);
             free(settings);
             if (st) break;
             slot[k] = (slot_state){i, ++tries[i], cost[i], petal_now()};
@@ -134,6 +187,7 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
                 strcpy(rec.config, t->identity);
             }
             rec.attempts = store.rows[i].attempts;
+            if (!rec.epochs_budget) rec.epochs_budget = budget[i];  // a crash's record has none
             double secs = petal_now() - slot[k].started;
             int retry = rec.status == RS_FAILED && rec.retryable && !stopping && tries[i] < o->max_attempts;
             if (rec.status == RS_DONE) {
@@ -144,7 +198,6 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
                 failed++;
                 cost_left -= slot[k].cost;
             }
-            stopped += rec.status == RS_STOPPED;
             petal_err perr;
             int stored = !results_store_put(&store, i, &rec, &perr);
             if (!stored) {
@@ -158,11 +211,49 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
                 stopping = 1;
                 retry = 0;  // not now: the next run picks it up
             }
-            if (retry) queue[--qhead] = i;  // again, next
+            busy[i] = 0;
+            if (retry) queue[--qhead] = i, busy[i] = 1;  // again, next
+            // Early stopping: the decisions this result calls for, then the
+            // trials they let go on (this one, or paused ones now in the top).
+            // A decision that cannot be written stops the sweep as a record
+            // that cannot be stored does; the rerun takes it from the records.
+            int changed = 0;
+            if (early && stored && !stopping && !retry &&
+                early_decide(&store, es, max_epochs, active, &changed, &perr)) {
+                if (!store_failed) *err = perr;
+                store_failed = stopping = 1;
+                for (int s2 = 0; s2 < ex->slots; s2++)
+                    if (slot[s2].trial >= 0) ex->stop(ex, s2);
+                changed = 0;
+            }
+            for (int j = 0; changed && j < n; j++) {
+                if (!active[j] || busy[j] || store.rows[j].status != RS_STOPPED) continue;
+                int b = early_next(&store.rows[j], es, max_epochs[j]);
+                if (!b) continue;
+                budget[j] = b, busy[j] = 1, cont[ncont++] = j;
+                if (j == i || !o->out) continue;
+                if (o->live) fprintf(o->out, "\r\033[K");
+                fprintf(o->out, "%s promoted from its pause at epoch %d (rung %d), next budget %d\n",
+                        spec->trials[j].id, early_epochs(&store.rows[j]),
+                        early_rung(es, max_epochs[j], early_epochs(&store.rows[j])), b);
+            }
+            const results_record *row = &store.rows[i];
+            int decided_now = early && stored && rec.status == RS_STOPPED && row->decision[0];
+            stopped += rec.status == RS_STOPPED && !decided_now;
+            if (decided_now && row->status == RS_PAUSED) cost_left -= slot[k].cost;
             if (o->out && !stored) {
                 if (o->live) fprintf(o->out, "\r\033[K");
                 fprintf(o->out, "%s %s, but its record could not be stored\n", t->id,
                         results_status_name(rec.status));
+            } else if (o->out && decided_now) {
+                int e = early_epochs(row);
+                char vary[600];
+                varying_text(vary, sizeof vary, spec, t);
+                if (o->live) fprintf(o->out, "\r\033[K");
+                fprintf(o->out, "%s %s at epoch %d (rung %d) valid_acc=%.4f", t->id, row->decision, e,
+                        early_rung(es, max_epochs[i], e), row->r.folds[0].history[e - 1].valid_acc);
+                if (row->status == RS_STOPPED) fprintf(o->out, ", next budget %d", budget[i]);
+                fprintf(o->out, " %s\n", vary);
             } else if (o->out) {
                 char vary[600];
                 varying_text(vary, sizeof vary, spec, t);
@@ -191,7 +282,7 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
             fmt_secs(el, sizeof el, petal_now() - t0);
             fmt_secs(eta, sizeof eta, rate * cost_left / ex->slots);
             fprintf(o->out, "\r\033[K%d done, %d running, %d failed, %d left, %s elapsed, ETA %s", done0 + done,
-                    running, failed + failed_kept, nq - qhead, el, eta);
+                    running, failed + failed_kept, nq - qhead + ncont, el, eta);
             fflush(o->out);
         }
     }
@@ -208,8 +299,12 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
     if (!st && o->out) {
         char el[32];
         fmt_secs(el, sizeof el, petal_now() - t0);
-        fprintf(o->out, "sweep %s: %d done, %d failed, %d stopped, %d left in %s; store %s/results.h5\n",
-                spec->study, done0 + done, failed + failed_kept, stopped, nq - qhead, el, o->run);
+        int paused = 0;
+        for (int i = 0; i < n; i++) paused += active[i] && store.rows[i].status == RS_PAUSED;
+        char pz[48] = "";
+        if (early) snprintf(pz, sizeof pz, ", %d paused or stopped early", paused);
+        fprintf(o->out, "sweep %s: %d done, %d failed, %d stopped%s, %d left in %s; store %s/results.h5\n",
+                spec->study, done0 + done, failed + failed_kept, stopped, pz, nq - qhead + ncont, el, o->run);
     }
     if (!st && stopping) st = petal_fail(err, PETAL_STOPPED, "stopped: in-flight trials checkpointed");
     else if (!st && (failed || failed_kept))
@@ -217,6 +312,7 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
                         failed + failed_kept, o->run);
     results_store_close(&store);
     free(queue), free(tries), free(cost), free(slot);
+    free(max_epochs), free(budget), free(cont), free(active), free(busy);
     return st;
 }
 

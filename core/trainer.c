@@ -159,6 +159,8 @@ static int stop_requested(const trainer *t) {
 
 int trainer_run(trainer *t, const char *ckpt, const char *config_text, petal_err *err) {
     while (t->epoch < t->tc.epochs) {
+        // resumed at the end of its epoch budget (early stopping): nothing to run
+        if (t->stop_at_epoch >= 0 && t->epoch >= t->stop_at_epoch && t->pos == 0) return PETAL_STOPPED;
         double t0 = petal_now();
         if (t->fast) make_encodings(t);  // counted in the first epoch's time
         while (t->pos < t->train->n) {

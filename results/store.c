@@ -13,6 +13,7 @@
 
 #include "core/h5.h"
 #include "core/settings.h"
+#include "core/trial.h"
 #include "core/version.h"
 
 #define FORMAT "petal-results 1"
@@ -245,9 +246,16 @@ static const column fixed_cols[] = {
     {"total", C_I64, 0, 0},              {"peak_rss_mib", C_F64, 0, 0}, {"attempts", C_I64, 0, 0},
     {"epochs_budget", C_I64, 0, 0},      {"decision", C_STR, 16, 0}, {"error", C_VSTR, 0, 0},
     {"config", C_VSTR, 0, 0},            {"host", C_STR, 64, 0},     {"petal_version", C_STR, 64, 0},
-    {"finished_at", C_STR, 32, 0},
+    {"finished_at", C_STR, 32, 0},      {"rung", C_I64, 0, 0},      {"max_epochs", C_I64, 0, 0},
 };
 enum { NFIXED = sizeof fixed_cols / sizeof fixed_cols[0] };
+
+// Epochs a trial has trained (every fold's, resumed ones counted once).
+static long long epochs_of(const trial_record *tr) {
+    long long e = 0;
+    for (int f = 0; f < tr->n_folds; f++) e += tr->folds[f].epochs;
+    return e;
+}
 
 static int write_results(const results_store *s, const char *path, petal_err *err) {
     const sweep_spec *sp = s->spec;
@@ -270,6 +278,7 @@ static int write_results(const results_store *s, const char *path, petal_err *er
     size_t row = layout(c, nc);
     char *rows = petal_calloc((size_t)(sp->n ? sp->n : 1), row);
     long counts[RS_COUNT] = {0};
+    long long epochs_spent = 0;
     size_t nhist = 0;
     for (int i = 0; i < sp->n; i++) {
         const results_record *r = &s->rows[i];
@@ -280,8 +289,23 @@ static int write_results(const results_store *s, const char *path, petal_err *er
         int best_epoch = tr->n_folds ? tr->folds[0].best_epoch : 0, epochs = 0;
         for (int f = 0; f < tr->n_folds; f++) {
             if (tr->folds[f].epochs > epochs) epochs = tr->folds[f].epochs;
-            if (r->status == RS_DONE) nhist += (size_t)tr->folds[f].epochs;
+            nhist += (size_t)tr->folds[f].epochs;
         }
+        epochs_spent += epochs_of(tr);
+        // early stopping: the rung of the trial's last decision (its first
+        // fold's epochs, when a rung), and its full budget train.epochs
+        trial_settings ts;
+        long long max_epochs = trial_settings_resolve(&ts, &sp->trials[i].kv, NULL) ? -1 : ts.epochs;
+        long long rung = -1;
+        int e1 = tr->n_folds ? tr->folds[0].epochs : 0;
+        if (sp->early.kind != EARLY_NONE && e1 > 0) {
+            long rk = sp->early.min_epochs;
+            for (int k = 0; rung < 0 && rk < max_epochs; k++, rk *= sp->early.eta)
+                if (rk == e1) rung = k;
+            if (rung < 0 && e1 == max_epochs)  // the top: one past the last pause rung
+                for (rung = 0, rk = sp->early.min_epochs; rk < max_epochs; rk *= sp->early.eta) rung++;
+        }
+        memcpy(p + c[22].offset, &rung, 8), memcpy(p + c[23].offset, &max_epochs, 8);
         double nan = NAN, done = r->status == RS_DONE;
         double f64[5] = {done ? tr->test_acc_mean : nan, done ? tr->test_acc_std : nan,
                          done ? tr->best_valid_acc_mean : nan, tr->seconds, tr->peak_rss_mib};
@@ -326,7 +350,6 @@ static int write_results(const results_store *s, const char *path, petal_err *er
     size_t k = 0;
     for (int i = 0; i < sp->n; i++) {
         const results_record *r = &s->rows[i];
-        if (r->status != RS_DONE) continue;
         for (int f = 0; f < r->r.n_folds; f++)
             for (int e = 0; e < r->r.folds[f].epochs; e++, k++) {
                 char *p = hist + k * hrow;
@@ -352,6 +375,11 @@ static int write_results(const results_store *s, const char *path, petal_err *er
         bad |= h5_put_str(f, "petal_version", petal_version()) | h5_put_str(f, "libraries", libs);
         bad |= h5_put_str(f, "host", host) | h5_put_str(f, "created", s->created);
         bad |= h5_put_str(f, "updated", updated);
+        char early[96] = "none";
+        if (sp->early.kind != EARLY_NONE)
+            snprintf(early, sizeof early, "%s min_epochs=%d eta=%d", sp->early.kind == EARLY_ASHA ? "asha" : "median",
+                     sp->early.min_epochs, sp->early.eta);
+        bad |= h5_put_str(f, "early_stop", early) | h5_put_i64(f, "epochs_spent", epochs_spent);
         for (int st = 0; st < RS_COUNT; st++) {
             char name[32];
             snprintf(name, sizeof name, "n_%s", results_status_name(st));

@@ -21,15 +21,29 @@
 //
 // results.h5 (h5py: pandas.DataFrame(h5py.File("RUN/results.h5")["/trials"][()])):
 //   attributes: format "petal-results 1", study, spec (text), spec_hash,
-//     petal_version, libraries, host, created, updated, and per-status counts
+//     petal_version, libraries, host, created, updated, per-status counts
+//     (n_done, n_paused, ...), early_stop ("none", "asha min_epochs=1 eta=3",
+//     "median ..."), epochs_spent (int64: the epochs every trial has trained,
+//     all folds, each epoch once however often the trial paused)
 //   /trials    one row per trial of the spec (compound): id, status, method,
 //     label, test_acc, test_acc_std, best_valid_acc, best_epoch, epochs, folds,
 //     seconds, trainable, total, peak_rss_mib, attempts, epochs_budget, decision,
-//     error, config, host, petal_version, finished_at, then one typed column per
+//     error, config, host, petal_version, finished_at, rung (early stopping:
+//     the rung k whose epoch min_epochs * eta^k the trial's first fold stopped
+//     at, or one past the last rung for a trial run to train.epochs; -1 when
+//     none), max_epochs (train.epochs: the full budget), then one typed column per
 //     setting that varies between trials ("lora.rank" int64 with -1 when unset,
 //     "train.lr" float64 with NaN when unset, text settings as strings)
-//   /history   every finished trial's epochs (compound): id, fold, epoch,
-//     train_loss, train_acc, valid_loss, valid_acc, lr, seconds
+//   /history   every recorded epoch of every trial (compound; paused and
+//     stopped trials up to where they stopped: join /trials on id for the
+//     status): id, fold, epoch, train_loss, train_acc, valid_loss, valid_acc,
+//     lr, seconds
+//   Early stopping (a spec's early_stop) leaves each trial's last decision:
+//     status paused + decision "paused" (ASHA, below the top 1/eta of its rung;
+//     checkpoint kept, may be promoted later) or "stopped" (median rule, for
+//     good); status stopped + decision "promoted" / "continued" (goes on with the
+//     next rung's budget); status done (ran to train.epochs). epochs_budget is
+//     the budget of the trial's last run, epochs the epochs it has trained.
 //   /checkpoints/<id>/fold<k>  external links to RUN/trials/<id>/fold<k>.h5
 #ifndef PETAL_RESULTS_STORE_H
 #define PETAL_RESULTS_STORE_H

@@ -160,10 +160,10 @@ static int read_axis(axis *a, spec_ctx *c, const char *key, const yaml_node_t *k
         a->range = r;
         yaml_node_t *lst = node(c, vn->data.mapping.pairs.start->value);
         if (lst->type != YAML_SEQUENCE_NODE)
-            return fail_at(c, lst, "%s takes a list", range_names[r]);
+            return fail_at(c, lst, "%s: %s takes a list", key, range_names[r]);
         vn = lst;
         int n = (int)(lst->data.sequence.items.top - lst->data.sequence.items.start);
-        if (r != R_CHOICE && n != 2) return fail_at(c, lst, "%s takes [low, high]", range_names[r]);
+        if (r != R_CHOICE && n != 2) return fail_at(c, lst, "%s: %s takes [low, high]", key, range_names[r]);
     } else if (vn->type == YAML_MAPPING_NODE) {
         return fail_at(c, vn, "%s: expected a value, a list or a range ({int|log_int|num|log|choice: [...]})", key);
     }
@@ -188,6 +188,8 @@ static int read_axis(axis *a, spec_ctx *c, const char *key, const yaml_node_t *k
             return fail_at(c, vn, "%s is not a number: sample it with {choice: [...]}", key);
         if ((r == R_INT || r == R_LOG_INT) && d->type != SET_INT)
             return fail_at(c, vn, "%s is not an integer: use num or log", key);
+        if ((r == R_NUM || r == R_LOG) && d->type == SET_INT)
+            return fail_at(c, vn, "%s is an integer: use int or log_int", key);
         if (!(a->lo <= a->hi) || ((r == R_LOG || r == R_LOG_INT) && !(a->lo > 0)))
             return fail_at(c, vn, "%s: the range [%g, %g] is empty%s", key, a->lo, a->hi,
                            r == R_LOG || r == R_LOG_INT ? " or not positive (log scale)" : "");
@@ -213,6 +215,8 @@ static int read_settings(config_kv *kv, spec_ctx *c, yaml_node_t *m, const char 
                              kn->data.scalar.value) >= sizeof key)
             return fail_at(c, kn, "a key longer than %zu bytes", sizeof key - 1);
         int st;
+        if (range_kind(c, vn) && setting_find(key))
+            return fail_at(c, vn, "%s: a range here? ranges go under grid: (with sample:)", key);
         if (vn->type == YAML_MAPPING_NODE) {
             if ((st = read_settings(kv, c, vn, key, depth + 1))) return st;
             continue;
@@ -532,8 +536,14 @@ static void range_value(char *out, size_t n, const axis *a, double u) {
         x = exp(log(lo) + u * (log(hi + 1) - log(lo)));
         snprintf(out, n, "%.0f", fmin(floor(x), hi));
         return;
-    case R_NUM: snprintf(out, n, "%.4g", lo + u * (hi - lo)); return;
-    case R_LOG: snprintf(out, n, "%.4g", exp(log(lo) + u * (log(hi) - log(lo)))); return;
+    case R_NUM:
+    case R_LOG:  // 4 significant digits, unless that rounds out of [lo, hi]
+        x = a->range == R_NUM ? lo + u * (hi - lo) : exp(log(lo) + u * (log(hi) - log(lo)));
+        x = fmin(fmax(x, lo), hi);
+        snprintf(out, n, "%.4g", x);
+        double back = strtod(out, NULL);
+        if (back < lo || back > hi) snprintf(out, n, "%.17g", x);
+        return;
     case R_CHOICE: snprintf(out, n, "%s", a->v[(int)fmin(floor(u * a->n), a->n - 1)].value); return;
     }
 }
@@ -559,28 +569,58 @@ static int expand_entry(expander *x, const method_entry *me) {
         free(ax);
         return st;
     }
-    int points = x->s->sample_n ? x->s->sample_n : 1;
-    double *u = petal_calloc((size_t)points * (size_t)(nrange ? nrange : 1), sizeof *u);
+    // Points are drawn one after another until n distinct ones are kept (ranges
+    // holding fewer than n value combinations give all they have: the draws stop
+    // after 100 n + 1000). Point p depends on (seed, the entry's method, p) only,
+    // and a duplicate is skipped in every spec alike: growing n keeps the earlier
+    // points, other entries do not move them.
+    int points = x->s->sample_n ? x->s->sample_n : 1, kept = 0;
+    long max_draws = nrange ? 100L * points + 1000 : 1;
+    double *u = petal_calloc((size_t)(nrange ? nrange : 1), sizeof *u);
+    double *shift = petal_calloc((size_t)(nrange ? nrange : 1), sizeof *shift);
+    char *vals = petal_calloc((size_t)(nrange ? nrange : 1), 512);
+    gsl_qrng *q = NULL;
+    char tag[160];
     if (nrange && c->sobol) {
-        if (nrange > 40) st = petal_fail(c->err, PETAL_EINPUT, "%s: Sobol sampling takes at most 40 ranges per method entry", c->name);
-        gsl_qrng *q = st ? NULL : gsl_qrng_alloc(gsl_qrng_sobol, (unsigned)nrange);
-        double skip[40];
-        for (long i = 0; q && i < c->sample_seed; i++) gsl_qrng_get(q, skip);  // seed: points skipped
-        for (int p = 0; q && p < points; p++) gsl_qrng_get(q, u + (size_t)p * nrange);
-        if (q) gsl_qrng_free(q);
-    } else if (nrange) {
-        // point p of a method entry depends on (seed, the entry's method, p) only:
-        // growing n keeps the earlier points, other entries do not move them
-        char tag[128];
-        for (int p = 0; p < points; p++) {
-            snprintf(tag, sizeof tag, "%ld/%s/%d", c->sample_seed, me ? me->name : "", p);
+        if (nrange > 40) {
+            st = petal_fail(c->err, PETAL_EINPUT, "%s:%d:%d: Sobol sampling takes at most 40 ranges per method entry",
+                            c->name, ax[nlist]->line, ax[nlist]->col);
+        } else if (!(q = gsl_qrng_alloc(gsl_qrng_sobol, (unsigned)nrange))) {
+            st = petal_fail(c->err, PETAL_EFAIL, "GSL: cannot allocate a Sobol generator");
+        }
+        // seed > 0: a random shift of the whole sequence modulo 1 (Cranley-Patterson)
+        snprintf(tag, sizeof tag, "sobol/%ld/%s", c->sample_seed, me ? me->name : "");
+        petal_rng r;
+        petal_rng_seed(&r, XXH3_64bits(tag, strlen(tag)));
+        for (int k = 0; k < nrange; k++) shift[k] = c->sample_seed ? petal_rng_uniform(&r) : 0.0;
+    }
+    size_t hcap = 64;  // open-addressing set of the kept points' value hashes (0: empty)
+    while (hcap < 4 * (size_t)points) hcap *= 2;
+    uint64_t *seen = petal_calloc(nrange ? hcap : 1, sizeof *seen);
+    int *idx = petal_calloc((size_t)(nlist ? nlist : 1), sizeof *idx);
+    for (long p = 0; !st && kept < points && p < max_draws; p++) {
+        if (q) {
+            gsl_qrng_get(q, u);
+            for (int k = 0; k < nrange; k++) u[k] = fmod(u[k] + shift[k], 1.0);
+        } else if (nrange) {
+            snprintf(tag, sizeof tag, "%ld/%s/%ld", c->sample_seed, me ? me->name : "", p);
             petal_rng r;
             petal_rng_seed(&r, XXH3_64bits(tag, strlen(tag)));
-            for (int k = 0; k < nrange; k++) u[(size_t)p * nrange + k] = petal_rng_uniform(&r);
+            for (int k = 0; k < nrange; k++) u[k] = petal_rng_uniform(&r);
         }
-    }
-    int *idx = petal_calloc((size_t)(nlist ? nlist : 1), sizeof *idx);
-    for (int p = 0; !st && p < (nrange ? points : 1); p++) {
+        uint64_t h = 0;
+        for (int k = 0; k < nrange; k++) {
+            range_value(vals + 512 * k, 512, ax[nlist + k], u[k]);
+            h = XXH3_64bits_withSeed(vals + 512 * k, strlen(vals + 512 * k), h);
+        }
+        if (nrange) {
+            h |= 1;  // never 0 (the empty mark)
+            size_t j = h & (hcap - 1);
+            while (seen[j] && seen[j] != h) j = (j + 1) & (hcap - 1);
+            if (seen[j]) continue;  // these values came out before: draw again
+            seen[j] = h;
+        }
+        int point = kept++;
         memset(idx, 0, sizeof *idx * (size_t)(nlist ? nlist : 1));
         for (int done = 0; !done && !st;) {
             config_kv kv = {0};
@@ -597,13 +637,10 @@ static int expand_entry(expander *x, const method_entry *me) {
                 const config_entry *e = &ax[i]->v[idx[i]];
                 config_set(&kv, e->key, e->value, e->src, e->line, e->col);
             }
-            char val[512];
-            for (int k = 0; k < nrange; k++) {
-                range_value(val, sizeof val, ax[nlist + k], u[(size_t)p * nrange + k]);
-                config_set(&kv, ax[nlist + k]->key, val, c->name, ax[nlist + k]->line, ax[nlist + k]->col);
-            }
+            for (int k = 0; k < nrange; k++)
+                config_set(&kv, ax[nlist + k]->key, vals + 512 * k, c->name, ax[nlist + k]->line, ax[nlist + k]->col);
             char origin[160];
-            if (nrange) snprintf(origin, sizeof origin, "sample %d of %s", p, me ? me->name : "the grid");
+            if (nrange) snprintf(origin, sizeof origin, "sample %d of %s", point, me ? me->name : "the grid");
             else snprintf(origin, sizeof origin, "the grid%s%s", me ? " entry " : "", me ? me->name : "");
             if (excluded(c, &kv)) config_free(&kv);
             else st = add_trial(x, &kv, origin, me ? me->line : 1, me ? me->col : 1);
@@ -616,7 +653,8 @@ static int expand_entry(expander *x, const method_entry *me) {
             done = i < 0;
         }
     }
-    free(idx), free(u), free(ax);
+    if (q) gsl_qrng_free(q);
+    free(idx), free(u), free(shift), free(vals), free(seen), free(ax);
     return st;
 }
 

@@ -98,7 +98,8 @@ check 'grep -q "8 done before, 0 to run" "$T/out"' "a rerun skips finished trial
 $PY -c "import h5py, pandas; df = pandas.DataFrame(h5py.File('$T/ref/results.h5')['/trials'][()]); \
 assert len(df) == 8 and (df.status == b'done').all() and 'lora.rank' in df and df['test_acc'].notna().all(); \
 f = h5py.File('$T/ref/results.h5'); assert 'best' in f['/checkpoints/$id/fold1']" 2>"$T/err"
-check '[ $? = 0 ]' "pandas reads /trials, checkpoints are linked: $(tail -2 "$T/err")"
+py=$?  # saved first: the message's $(...) resets $? before check runs
+check '[ $py = 0 ]' "pandas reads /trials, checkpoints are linked: $(tail -2 "$T/err")"
 
 # ---- MPI: 3 and 5 ranks give the in-process store ---------------------------------
 same_store() { # a b -> ids, status, test_acc, best_valid_acc bit for bit

@@ -45,12 +45,16 @@ static void sleep_s(double s) {
 
 // A drill: a trial that does no training (tests and benchmarks of the sweep
 // machinery). noop and sleep finish with a deterministic accuracy from the
-// trial's identity; curve scripts valid_acc(epoch) = q (1 - e^(-epoch / 3))
-// with q from the identity (early-stopping tests); segv and abort crash.
+// trial's identity; curve scripts valid_acc(epoch) = q (1 - e^(-epoch / tau))
+// with q in [0.3, 0.9) and tau in [0.5, 6) from the identity, so curves cross
+// (early-stopping tests), resumes from its checkpoint (epochs done) and honours
+// epoch budgets as a trainer does; segv and abort crash.
 static int run_drill(trial_record *r, const trial_settings *ts, const char *identity,
                      const trial_opts *opt, petal_err *err) {
     static const char *const names[] = {"none", "noop", "sleep", "segv", "abort", "curve"};
-    double q = 0.3 + 0.6 * (double)(XXH3_64bits(identity, strlen(identity)) % 10000) / 10000.0;
+    uint64_t h = XXH3_64bits(identity, strlen(identity));
+    double q = 0.3 + 0.6 * (double)(h % 10000) / 10000.0;
+    double tau = 0.5 + 5.5 * (double)((h >> 32) % 10000) / 10000.0;
     if (!strcmp(names[ts->drill], "segv")) raise(SIGSEGV);
     if (!strcmp(names[ts->drill], "abort")) abort();
     r->n_folds = 1;
@@ -62,24 +66,30 @@ static int run_drill(trial_record *r, const trial_settings *ts, const char *iden
     int epochs = !strcmp(names[ts->drill], "curve") ? ts->epochs : 0;
     f->history = petal_calloc((size_t)(epochs ? epochs : 1), sizeof *f->history);
     // a curve resumes where its checkpoint (epochs done) left it
-    char ck[4400];
+    char ck[4400], tmp[4500];
     int start = 0;
     if (opt->ckpt_dir) {
         snprintf(ck, sizeof ck, "%s/curve.txt", opt->ckpt_dir);
+        snprintf(tmp, sizeof tmp, "%s.tmp", ck);
         FILE *cf = fopen(ck, "r");
         if (cf && fscanf(cf, "%d", &start) != 1) start = 0;
         if (cf) fclose(cf);
         if (start < 0 || start > epochs) start = 0;
     }
+    f->epochs = start;
     for (int e = 0; e < epochs; e++) {
-        double acc = q * (1.0 - exp(-(e + 1) / 3.0));
+        double acc = q * (1.0 - exp(-(e + 1) / tau));
         f->history[e] = (epoch_record){1.0 - acc, acc, 1.0 - acc, acc, 0.0, ts->drill_seconds};
         if (e < start) continue;
+        if (child_stop || (opt->stop_after_epochs > 0 && e >= opt->stop_after_epochs)) {
+            f->status = r->status = TRIAL_STOPPED;  // resumed at its budget: nothing to run
+            return petal_fail(err, PETAL_STOPPED, "fold %d stopped at epoch %d", f->fold, e);
+        }
         sleep_s(ts->drill_seconds);
         f->epochs = e + 1;
-        if (opt->ckpt_dir) {
-            FILE *cf = fopen(ck, "w");
-            if (cf) fprintf(cf, "%d\n", e + 1), fclose(cf);
+        if (opt->ckpt_dir) {  // written then renamed, as a checkpoint is
+            FILE *cf = fopen(tmp, "w");
+            if (cf) fprintf(cf, "%d\n", e + 1), fclose(cf), rename(tmp, ck);
         }
         if (opt->on_epoch) opt->on_epoch(opt->ctx, f->fold, e + 1, &f->history[e]);
         if ((child_stop || (opt->stop_after_epochs > 0 && e + 1 >= opt->stop_after_epochs)) &&
