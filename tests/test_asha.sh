@@ -8,25 +8,7 @@
 # trial run without pausing; kill -9 during an ASHA sweep then a rerun gives
 # the uninterrupted sweep's decisions and store; over MPI the final decisions
 # hold ASHA's invariant.
-cd "$(dirname "$0")/.."
-P=$PWD/petal
-PY=/usr/bin/python3
-T=$(mktemp -d /tmp/petal_test_asha_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPIRUN="mpirun --oversubscribe --bind-to none"
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-# (a message with $(...) resets $? before check runs: save statuses first)
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
-
-# ---- sampling errors: exit 2 and the place ---------------------------------------
-spec_err() { # name expected-fragment yaml
-  printf '%s\n' "$3" >"$T/$1.yaml"
-  $P sweep "$T/$1.yaml" --dry-run >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc = 2 ] && grep -qF -- "$2" "$T/err"; then ok; else bad "$1: rc $rc, want 2 and '$2': $(cat "$T/err")"; fi
-}
+source "$(dirname "$0")/sweep_lib.sh" asha
 S=$'\nsample: {n: 2}'
 spec_err notpos "notpos.yaml:2:19: train.lr: the range [0, 0.01] is empty or not positive (log scale)" $'grid:\n  train.lr: {log: [0, 1e-2]}'"$S"
 spec_err emptyr "emptyr.yaml:2:20: lora.rank: the range [8, 2] is empty" $'grid:\n  lora.rank: {int: [8, 2]}\n  method: [lora]'"$S"

@@ -5,26 +5,9 @@
 # kill -9 at random instants then resume to the same store (opened with h5py
 # after every kill), SIGUSR1 -> checkpoint, exit 75, resume; one writer per RUN;
 # `petal results check` rebuilds a lost results.h5; the documented pandas line.
-cd "$(dirname "$0")/.."
-P=./petal
-PY=/usr/bin/python3
-T=$(mktemp -d /tmp/petal_test_sweep_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-# Under make test SAN=1, LeakSanitizer cannot tell Open MPI's own allocations (in
-# plugins unloaded before exit) from petal's: leak checks are off for MPI ranks only.
-MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 mpirun --oversubscribe --bind-to none"
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+source "$(dirname "$0")/sweep_lib.sh" sweep
 
 # ---- spec errors: exit 2 and the place -------------------------------------------
-spec_err() { # name expected-fragment yaml
-  printf '%s\n' "$3" >"$T/$1.yaml"
-  $P sweep "$T/$1.yaml" --dry-run >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc = 2 ] && grep -qF -- "$2" "$T/err"; then ok; else bad "$1: rc $rc, want 2 and '$2': $(cat "$T/err")"; fi
-}
 spec_err unknown "unknown.yaml:3:3: unknown setting 'lora.rnak' (did you mean lora.rank?)" \
   $'grid:\n  method: [lora]\n  lora.rnak: [4]'
 spec_err type "type.yaml:2:18: train.epochs expects an integer in [1, 100000], got 'x'" \
