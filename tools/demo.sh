@@ -23,7 +23,7 @@ if ./petal report --help >/dev/null 2>&1; then
   ./petal report "$DATA/run" --rows label,model.backbone --cols dataset.shots || rc=1
   ./petal report "$DATA/run" --rows label,model.backbone --cols dataset.shots \
     --format html --out "$DATA/run/report.html" --plot "$DATA/run/fewshot.svg" || rc=1
-  ./petal report "$DATA/run" --table fewshot --plot "$DATA/run/fewshot.png" >/dev/null || rc=1
+  ./petal report "$DATA/run" --table fewshot --rows label,model.backbone --plot "$DATA/run/fewshot.png" >/dev/null || rc=1
   echo "demo: $DATA/run/report.html, $DATA/run/fewshot.png"
 fi
 echo "demo: $(( $(date +%s) - start )) s in all"
