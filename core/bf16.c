@@ -6,7 +6,7 @@
 // and the other element-wise work stay float32.
 //
 // Node-wide: when the float32 backbone is mapped from its node-wide image
-// (core/backbone.c), the bf16 copy is an image beside it, `<image>.bf16`, built
+// (core/backbone_image.c), the bf16 copy is an image beside it, `<image>.bf16`, built
 // once under an flock and mapped read-only (MAP_SHARED) by every process; the
 // float32 pages of the packed weights are then dropped from the process (they
 // are clean file pages, read back from the image should anything touch them),
@@ -120,7 +120,7 @@ static int write_all(int fd, const void *p, size_t n) {
 }
 
 // Removes bf16 images (and their locks and dead builds' temporaries) whose
-// float32 image is gone: core/backbone.c prunes those, not these.
+// float32 image is gone: core/backbone_image.c prunes those, not these.
 static void prune_bf16(const char *img) {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", img);

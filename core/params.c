@@ -38,7 +38,7 @@ static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
 // Backbone rows first, then the method's own rows, each part in table order,
 // so the backbone region's layout depends on the architecture alone and one
-// node-wide image of it serves every method (core/backbone.c). The buffer is an
+// node-wide image of it serves every method (core/backbone_image.c). The buffer is an
 // anonymous mapping: page-aligned, zero, and resident only where written.
 void param_table_alloc(param_table *t) {
     size_t off = 0, goff = 0;

@@ -43,7 +43,7 @@ typedef struct {
     float *data;   // (ndata) every tensor: backbone rows first (table order), then the rest
     size_t ndata;
     size_t nbackbone;  // floats of the backbone region data[0, nbackbone), page-rounded
-    size_t nshared;    // bytes of it mapped from the node's backbone image (core/backbone.c)
+    size_t nshared;    // bytes of it mapped from the node's backbone image (core/backbone_image.c)
     float *grad;   // (ngrad) trainable tensors only, in table order; with layer_grads
                    // the rows outside the layers, then one encoder layer's block that
                    // every layer's rows share (the optimizer applies each layer's

@@ -1,4 +1,4 @@
-// One backbone per node (core/backbone.c, backbone_load with a share_dir):
+// One backbone per node (core/backbone_image.c, backbone_load with a share_dir):
 //  - a shared load gives every tensor bit-identical to a private load, for a
 //    PETL method (adapter), BitFit (trainable biases inside the backbone) and
 //    full fine-tuning (nothing to share), with re-gridded position embeddings;
