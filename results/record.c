@@ -48,7 +48,7 @@ typedef struct {
 
 static void put(packer *w, const void *v, size_t n) {
     w->p = petal_grow(w->p, &w->cap, w->n + n, 1);
-    memcpy(w->p + w->n, v, n);
+    if (n) memcpy(w->p + w->n, v, n);  // v may be NULL when n is 0 (a fold without history)
     w->n += n;
 }
 static void put_i(packer *w, long long v) { put(w, &v, sizeof v); }
