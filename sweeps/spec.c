@@ -202,6 +202,15 @@ static int read_axis(axis *a, spec_ctx *c, const char *key, const yaml_node_t *k
     return PETAL_OK;
 }
 
+// The dotted key of mapping key kn under prefix ("train" + "epochs"); a key
+// that is not a plain name or is too long is an error at kn.
+static int join_key(char *key, size_t n, spec_ctx *c, const char *prefix, const yaml_node_t *kn) {
+    if (kn->type != YAML_SCALAR_NODE) return fail_at(c, kn, "keys must be plain names");
+    if ((size_t)snprintf(key, n, "%s%s%s", prefix, prefix[0] ? "." : "", kn->data.scalar.value) >= n)
+        return fail_at(c, kn, "a key longer than %zu bytes", n - 1);
+    return PETAL_OK;
+}
+
 // Flattens a mapping of settings (nested mappings -> dotted keys) into kv;
 // scalar values only. Duplicate keys are errors.
 static int read_settings(config_kv *kv, spec_ctx *c, yaml_node_t *m, const char *prefix, int depth) {
@@ -209,11 +218,9 @@ static int read_settings(config_kv *kv, spec_ctx *c, yaml_node_t *m, const char 
     if (depth > 8) return fail_at(c, m, "settings nested deeper than 8 levels");
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = node(c, p->key), *vn = node(c, p->value);
-        if (kn->type != YAML_SCALAR_NODE) return fail_at(c, kn, "keys must be plain names");
         char key[256];
-        if ((size_t)snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "",
-                             kn->data.scalar.value) >= sizeof key)
-            return fail_at(c, kn, "a key longer than %zu bytes", sizeof key - 1);
+        int kst = join_key(key, sizeof key, c, prefix, kn);
+        if (kst) return kst;
         int st;
         if (range_kind(c, vn) && setting_find(key))
             return fail_at(c, vn, "%s: a range here? ranges go under grid: (with sample:)", key);
@@ -240,11 +247,9 @@ static int read_axes(axis **axes, int *naxes, spec_ctx *c, yaml_node_t *m, const
     if (depth > 8) return fail_at(c, m, "axes nested deeper than 8 levels");
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = node(c, p->key), *vn = node(c, p->value);
-        if (kn->type != YAML_SCALAR_NODE) return fail_at(c, kn, "keys must be plain names");
         char key[256];
-        if ((size_t)snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "",
-                             kn->data.scalar.value) >= sizeof key)
-            return fail_at(c, kn, "a key longer than %zu bytes", sizeof key - 1);
+        int kst = join_key(key, sizeof key, c, prefix, kn);
+        if (kst) return kst;
         if (!strcmp(key, "method")) continue;  // method entries / an entry's name: read by the caller
         int st;
         if (vn->type == YAML_MAPPING_NODE && !range_kind(c, vn)) {
