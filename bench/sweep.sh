@@ -15,7 +15,7 @@
 #       the same over `mpirun -n R` (rank 0 coordinates, R-1 worker ranks):
 #       span / N, the span running from the first trial's start (its log.txt,
 #       written once by a drill as it starts) to the last record stored (its
-#       record.h5): Open MPI's start-up and shutdown (wall_s - span_s, a second
+#       record.bin): Open MPI's start-up and shutdown (wall_s - span_s, a second
 #       or more here) are not the sweep's per-trial cost.
 #   bench sweep mode=mpi ranks=R efficiency=E coordinator_cpu=F
 #       sleep drill trials of SWEEP_SLEEP_S seconds, SWEEP_SLEEP_PER trials per
@@ -87,11 +87,11 @@ awk -v n="$trials" -v a="$t0" -v b="$t1" -v u="$u" -v s="$s" -v l="$l" 'BEGIN {
          n, (b - a) * 1000 / n, b - a, (u + s) * 1000 / n, l }'
 
 # span <RUN>: seconds from the first trial's start (log.txt, which a drill writes
-# once as it starts) to the last record stored (record.h5)
+# once as it starts) to the last record stored (record.bin)
 span() {
   local a b
   a=$(find "$1/trials" -name log.txt -printf '%T@\n' | sort -n | head -1)
-  b=$(find "$1/trials" -name record.h5 -printf '%T@\n' | sort -n | tail -1)
+  b=$(find "$1/trials" -name record.bin -printf '%T@\n' | sort -n | tail -1)
   awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", b - a}'
 }
 

@@ -19,7 +19,7 @@ static const char usage[] =
     "usage: petal status RUN [--left] [--shard K/N]\n"
     "Counts the trials of the sweep in RUN: done, running (a trial process holds its\n"
     "log), failed, and left (not started, or checkpointed and waiting to resume), from\n"
-    "the trial records RUN/trials/*/record.h5 and the spec in RUN; then the SLURM jobs\n"
+    "the trial records RUN/trials/*/record.bin and the spec in RUN; then the SLURM jobs\n"
     "behind RUN (from RUN/slurm-jobs, which `petal slurm` jobs write) with their state\n"
     "from squeue when it is there. Works while a sweep runs.\n"
     "  --left       print only the number of trials left (batch scripts use it)\n"
@@ -197,7 +197,7 @@ int cmd_status(int argc, char **argv) {
         if (nshards && !sweep_in_shard(ids[i], k, nshards)) continue;
         total++;
         char path[4400];
-        snprintf(path, sizeof path, "%s/trials/%s/record.h5", run, ids[i]);
+        snprintf(path, sizeof path, "%s/trials/%s/record.bin", run, ids[i]);
         int status = RS_PENDING;
         if (access(path, F_OK) == 0) {
             results_record rec;

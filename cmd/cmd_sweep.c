@@ -140,9 +140,9 @@ int cmd_sweep(int argc, char **argv) {
         if (!wo.threads) wo.threads = petal_threads_default();
         executor ex;
         local_exec le;
-        local_executor(&ex, &le, 1, &wo);
+        local_executor(&ex, &le, &wo);
         st = coord_run(&spec, &ex, &co, &err);
-        local_executor_free(&le);
+        local_executor_close(&le);
     }
     if (st && err.msg[0]) fprintf(stderr, "petal sweep: %s\n", err.msg);
     sweep_spec_free(&spec);

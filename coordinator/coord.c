@@ -320,43 +320,26 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
 static int local_start(executor *ex, int slot, const char *id, const char *settings, int budget,
                        int attempts, petal_err *err) {
     local_exec *le = ex->ctx;
-    int st = worker_start(&le->child[slot], id, settings, budget, attempts, &le->wo, err);
-    if (!st) le->busy[slot] = 1;
-    return st;
+    (void)slot;
+    return worker_start(&le->child, id, settings, budget, attempts, &le->wo, err);
 }
 
 static int local_wait(executor *ex, results_record *rec, double wait) {
     local_exec *le = ex->ctx;
-    double until = petal_now() + wait;
-    for (;;) {
-        int nbusy = 0, only = -1;
-        for (int k = 0; k < ex->slots; k++)
-            if (le->busy[k]) nbusy++, only = k;
-        if (!nbusy) return -1;
-        if (nbusy == 1) {  // sleep in poll() on its pipe
-            if (worker_poll(&le->child[only], rec, until - petal_now(), &le->wo)) return le->busy[only] = 0, only;
-            return -1;
-        }
-        for (int k = 0; k < ex->slots; k++)
-            if (le->busy[k] && worker_poll(&le->child[k], rec, 0, &le->wo)) return le->busy[k] = 0, k;
-        if (petal_now() >= until) return -1;
-        struct timespec ts = {0, 20000000};
-        nanosleep(&ts, NULL);
-    }
+    return le->child.busy && worker_poll(&le->child, rec, wait, &le->wo) ? 0 : -1;  // sleeps in poll()
 }
 
 static void local_stop(executor *ex, int slot) {
     local_exec *le = ex->ctx;
-    if (le->busy[slot]) worker_stop(&le->child[slot]);
+    (void)slot;
+    worker_stop(&le->child);
 }
 
-void local_executor(executor *ex, local_exec *le, int slots, const worker_opts *wo) {
+void local_executor(executor *ex, local_exec *le, const worker_opts *wo) {
+    memset(le, 0, sizeof *le);
     le->wo = *wo;
-    le->child = petal_calloc((size_t)slots, sizeof *le->child);
-    le->busy = petal_calloc((size_t)slots, sizeof *le->busy);
-    *ex = (executor){slots, local_start, local_wait, local_stop, le};
+    worker_init(&le->child);
+    *ex = (executor){1, local_start, local_wait, local_stop, le};
 }
 
-void local_executor_free(local_exec *le) {
-    free(le->child), free(le->busy);
-}
+void local_executor_close(local_exec *le) { worker_close(&le->child); }

@@ -51,12 +51,12 @@ char *coord_settings_text(const sweep_trial *t);
 // order trials are handed out in, before measured seconds refine it.
 double coord_estimate(const sweep_trial *t);
 
-// The local executor: `slots` child processes on this machine.
+// The local executor: one trial at a time in a child process on this machine
+// (a trial uses every thread it is given; the sweep's parallelism is MPI's).
 typedef struct {
     worker_opts wo;
-    worker_child *child;  // (slots)
-    int *busy;
+    worker_child child;
 } local_exec;
-void local_executor(executor *ex, local_exec *le, int slots, const worker_opts *wo);
-void local_executor_free(local_exec *le);
+void local_executor(executor *ex, local_exec *le, const worker_opts *wo);
+void local_executor_close(local_exec *le);  // ends its runner
 #endif

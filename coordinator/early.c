@@ -97,7 +97,7 @@ static int write_row(results_store *s, int i, int status, const char *decision, 
     snprintf(r->decision, sizeof r->decision, "%s", decision);
     s->dirty = 1;
     char path[4300];
-    snprintf(path, sizeof path, "%s/trials/%s/record.h5", s->dir, r->id);
+    snprintf(path, sizeof path, "%s/trials/%s/record.bin", s->dir, r->id);
     return results_record_write(r, path, err);
 }
 

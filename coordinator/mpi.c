@@ -114,14 +114,14 @@ int coord_mpi_main(const sweep_spec *spec, const coord_opts *co, const worker_op
         local_exec le;
         mpi_exec me = {petal_now()};
         if (size == 1) {
-            local_executor(&ex, &le, 1, &w);
+            local_executor(&ex, &le, &w);
         } else {
             ex = (executor){size - 1, mpi_start, mpi_wait, mpi_stop, &me};
         }
         if (co->out) fprintf(co->out, "sweep over MPI: %d worker rank(s), %d thread(s) per trial\n",
                              size == 1 ? 1 : size - 1, w.threads);
         st = coord_run(spec, &ex, co, err);
-        if (size == 1) local_executor_free(&le);
+        if (size == 1) local_executor_close(&le);
         for (int r = 1; r < size; r++) MPI_Send(&st, 1, MPI_INT, r, TAG_QUIT, MPI_COMM_WORLD);
     } else {
         worker_rank_loop(&w, co->stop);

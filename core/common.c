@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +64,17 @@ void *petal_grow(void *p, size_t *cap, size_t need, size_t elem) {
     if (!q) petal_oom(c * elem);
     *cap = c;
     return q;
+}
+
+int petal_write_full(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        c += w, n -= (size_t)w;
+    }
+    return 0;
 }
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -140,4 +152,16 @@ int petal_lock(const char *path, petal_err *err) {
         return -1;
     }
     return fd;
+}
+
+double petal_peak_rss_mib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && kb < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld", &kb) != 1) kb = -1;
+    if (f) fclose(f);
+    struct rusage ru;
+    if (kb < 0 && !getrusage(RUSAGE_SELF, &ru)) kb = ru.ru_maxrss;
+    return kb < 0 ? 0.0 : (double)kb / 1024.0;
 }

@@ -56,6 +56,8 @@ int petal_lock(const char *path, petal_err *err);
 // Grows array p (capacity *cap elements of elem bytes, doubling from 64) to
 // hold need elements; returns the possibly moved array. Aborts when out of memory.
 void *petal_grow(void *p, size_t *cap, size_t need, size_t elem);
+// Writes all n bytes of p to fd (retrying short writes and EINTR); 0, or -1 with errno.
+int petal_write_full(int fd, const void *p, size_t n);
 
 // ---- random numbers ---------------------------------------------------------
 // xoshiro256** seeded through splitmix64: small state that checkpoints can
@@ -77,4 +79,8 @@ void petal_rng_shuffle(petal_rng *r, int *idx, int n);
 
 // Wall-clock seconds (monotonic).
 double petal_now(void);
+// The process's peak resident memory in MiB (VmHWM: since it started, or since
+// "5" was last written to /proc/self/clear_refs, as a sweep's runner does
+// before each trial); getrusage's maximum where /proc says nothing.
+double petal_peak_rss_mib(void);
 #endif

@@ -343,7 +343,6 @@ int trial_run(trial_record *rec, const config_kv *kv, const trial_opts *opt, pet
     }
     rec->test_acc_std = done > 1 ? sqrt(rec->test_acc_std / (done - 1)) : 0.0;
     rec->seconds = petal_now() - t0;
-    struct rusage ru;
-    if (!getrusage(RUSAGE_SELF, &ru)) rec->peak_rss_mib = (double)ru.ru_maxrss / 1024.0;
+    rec->peak_rss_mib = petal_peak_rss_mib();
     return st;
 }

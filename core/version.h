@@ -5,9 +5,9 @@
 #define PETAL_VERSION_H
 #include <stddef.h>
 
-#define PETAL_VERSION "0.3.0"
+#define PETAL_VERSION "0.4.0"
 
-// "0.3.0 (git 1a2b3c4)".
+// "0.4.0 (git 1a2b3c4)".
 const char *petal_version(void);
 // One line per library: "OpenBLAS 0.3.21 ...", "HDF5 1.10.8", ... (MPI is added
 // by callers that link it: the core has no MPI).

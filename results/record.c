@@ -6,9 +6,10 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
-#include "core/h5.h"
 #include "core/version.h"
 
 static const char *const status_names[RS_COUNT] = {"pending", "running", "done",
@@ -165,6 +166,7 @@ int results_record_unpack(results_record *rec, const char *buf, size_t len, peta
         f->history = petal_calloc((size_t)(f->epochs ? f->epochs : 1), sizeof *f->history);
         get(&u, f->history, sizeof *f->history * (size_t)f->epochs);
     }
+    if (!u.bad && u.at != len) u.bad = 1;  // bytes past the record: not one record
     if (u.bad || rec->status < 0 || rec->status >= RS_COUNT) {
         results_record_free(rec);
         return petal_fail(err, PETAL_EFAIL, "a truncated or damaged trial record (%zu bytes)", len);
@@ -173,150 +175,68 @@ int results_record_unpack(results_record *rec, const char *buf, size_t len, peta
 }
 
 // ---- the record file ------------------------------------------------------------
-#define FORMAT "petal-record 1"
+// The packed form followed by the XXH3-64 of it: one write of a few hundred
+// bytes, where an HDF5 file of attributes and tables cost about a millisecond
+// a trial (the sweep's whole per-trial budget). results.h5 is the HDF5 face of
+// the records; this file is the sweep's journal entry. Native byte order is
+// little-endian on every machine petal builds on (checked below), so a record
+// moves between the nodes of a cluster.
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "record files are little-endian");
 
 int results_record_write(const results_record *rec, const char *path, petal_err *err) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    h5_quiet q = h5_quiet_begin();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    int bad = f < 0;
-    const trial_record *r = &rec->r;
-    if (!bad) {
-        bad |= h5_put_str(f, "format", FORMAT) | h5_put_str(f, "id", rec->id);
-        bad |= h5_put_str(f, "status", results_status_name(rec->status));
-        bad |= h5_put_str(f, "config", rec->config ? rec->config : "");
-        bad |= h5_put_str(f, "label", r->label) | h5_put_str(f, "error", rec->error);
-        bad |= h5_put_str(f, "host", rec->host) | h5_put_str(f, "version", rec->version);
-        bad |= h5_put_str(f, "finished_at", rec->finished_at) | h5_put_str(f, "decision", rec->decision);
-        bad |= h5_put_i64(f, "attempts", rec->attempts) | h5_put_i64(f, "epochs_budget", rec->epochs_budget);
-        bad |= h5_put_i64(f, "n_folds", r->n_folds) | h5_put_i64(f, "trainable", (long long)r->trainable);
-        bad |= h5_put_i64(f, "total", (long long)r->total);
-        double dv[5] = {r->test_acc_mean, r->test_acc_std, r->best_valid_acc_mean, r->seconds, r->peak_rss_mib};
-        const char *dn[5] = {"test_acc", "test_acc_std", "best_valid_acc", "seconds", "peak_rss_mib"};
-        for (int i = 0; i < 5; i++) bad |= h5_put_attr(f, dn[i], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &dv[i]);
-        int rows = 0;
-        for (int i = 0; i < r->n_folds; i++) rows += r->folds[i].epochs;
-        double *folds = petal_calloc((size_t)(r->n_folds ? r->n_folds : 1) * 8, sizeof *folds);
-        double *hist = petal_calloc((size_t)(rows ? rows : 1) * 8, sizeof *hist);
-        for (int i = 0, k = 0; i < r->n_folds; i++) {
-            const fold_record *fr = &r->folds[i];
-            double row[8] = {fr->fold, fr->status, fr->best_epoch, fr->epochs,
-                             fr->best_valid_acc, fr->test_acc, fr->test_loss, fr->seconds};
-            memcpy(folds + 8 * i, row, sizeof row);
-            for (int e = 0; e < fr->epochs; e++, k++) {
-                const epoch_record *h = &fr->history[e];
-                double hr[8] = {fr->fold, e + 1, h->train_loss, h->train_acc, h->valid_loss,
-                                h->valid_acc, h->lr, h->seconds};
-                memcpy(hist + 8 * k, hr, sizeof hr);
-            }
-        }
-        hsize_t fd[2] = {(hsize_t)r->n_folds, 8}, hd[2] = {(hsize_t)rows, 8};
-        bad |= h5_put_data(f, "folds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, folds, 2, fd);
-        bad |= h5_put_data(f, "history", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, hist, 2, hd);
-        free(folds), free(hist);
-        bad |= H5Fclose(f) < 0;
-    }
-    h5_quiet_end(q);
-    // Renamed without file_commit's fsyncs (they cost 0.3-5 ms a trial, most of
-    // a noop trial's time): the rename alone makes the record survive a kill of
-    // any process; the store makes records durable against power loss in groups
-    // (results_store_flush: one syncfs before each results.h5 rebuild and at the end).
+    char *buf;
+    size_t len;
+    results_record_pack(&buf, &len, rec);
+    XXH64_hash_t sum = XXH3_64bits(buf, len);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666), bad = fd < 0;
+    if (!bad) bad = petal_write_full(fd, buf, len) || petal_write_full(fd, &sum, sizeof sum);
+    if (fd >= 0 && close(fd)) bad = 1;
+    free(buf);
+    // Renamed without file_commit's fsyncs (they cost 0.3-5 ms a trial): the
+    // rename alone makes the record survive a kill of any process; the store
+    // makes records durable against power loss in groups (results_store_flush:
+    // one syncfs before each results.h5 rebuild and at the end).
     if (!bad && rename(tmp, path)) bad = 1;
     if (bad) {
         int e = errno;
-        unlink(tmp);
-        return petal_fail(err, PETAL_EFAIL, "%s: cannot write the trial record (%s)", path,
-                          e ? strerror(e) : "HDF5 error");
+        if (fd >= 0) unlink(tmp);
+        return petal_fail(err, PETAL_EFAIL, "%s: cannot write the trial record (%s)", path, strerror(e));
     }
     return PETAL_OK;
 }
 
-static void get_fixed(char *out, size_t n, hid_t f, const char *name) {
-    char *s = h5_get_str(f, name);
-    snprintf(out, n, "%s", s ? s : "");
-    free(s);
-}
-
 int results_record_read(results_record *rec, const char *path, petal_err *err) {
     memset(rec, 0, sizeof *rec);
-    h5_quiet q = h5_quiet_begin();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    char *fmt = f >= 0 ? h5_get_str(f, "format") : NULL;
-    int st = PETAL_OK;
-    trial_record *r = &rec->r;
-    if (f < 0 || !fmt || strcmp(fmt, FORMAT)) {
-        st = petal_fail(err, PETAL_EINPUT, "%s: %s", path,
-                        f < 0 ? "not an HDF5 file (truncated or damaged)"
-                        : fmt ? "a trial record of another petal version" : "not a petal trial record");
-        goto out;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb)) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return petal_fail(err, PETAL_EFAIL, "%s: cannot read (%s)", path, strerror(e));
     }
-    char status[32];
-    get_fixed(rec->id, sizeof rec->id, f, "id");
-    get_fixed(status, sizeof status, f, "status");
-    rec->status = results_status_parse(status);
-    rec->config = h5_get_str(f, "config");
-    get_fixed(r->label, sizeof r->label, f, "label");
-    get_fixed(rec->error, sizeof rec->error, f, "error");
-    get_fixed(rec->host, sizeof rec->host, f, "host");
-    get_fixed(rec->version, sizeof rec->version, f, "version");
-    get_fixed(rec->finished_at, sizeof rec->finished_at, f, "finished_at");
-    get_fixed(rec->decision, sizeof rec->decision, f, "decision");
-    long long iv[5] = {0};
-    const char *in[5] = {"attempts", "epochs_budget", "n_folds", "trainable", "total"};
-    int bad = rec->status < 0 || !rec->config;
-    for (int i = 0; i < 5; i++) bad |= h5_get_attr(f, in[i], H5T_NATIVE_LLONG, &iv[i]);
-    double dv[5] = {0};
-    const char *dn[5] = {"test_acc", "test_acc_std", "best_valid_acc", "seconds", "peak_rss_mib"};
-    for (int i = 0; i < 5; i++) bad |= h5_get_attr(f, dn[i], H5T_NATIVE_DOUBLE, &dv[i]);
-    if (bad || iv[2] < 0 || iv[2] > 1000) {
-        st = petal_fail(err, PETAL_EINPUT, "%s: trial record fields missing or out of range", path);
-        goto out;
+    size_t n = (size_t)sb.st_size;
+    if (sb.st_size < (off_t)sizeof(XXH64_hash_t) || sb.st_size > (off_t)1 << 30) {
+        close(fd);
+        return petal_fail(err, PETAL_EINPUT, "%s: not a petal trial record (%lld bytes)", path,
+                          (long long)sb.st_size);
     }
-    rec->attempts = (int)iv[0], rec->epochs_budget = (int)iv[1];
-    r->trainable = (size_t)iv[3], r->total = (size_t)iv[4];
-    r->test_acc_mean = dv[0], r->test_acc_std = dv[1], r->best_valid_acc_mean = dv[2];
-    r->seconds = dv[3], r->peak_rss_mib = dv[4];
-    int nf = (int)iv[2];
-    double *folds = petal_calloc((size_t)(nf ? nf : 1) * 8, sizeof *folds);
-    bad = h5_get_data(f, "folds", H5T_NATIVE_DOUBLE, folds, (hsize_t)(nf ? nf * 8 : 0));
-    hid_t hs = bad ? -1 : H5Dopen2(f, "history", H5P_DEFAULT);
-    hid_t sp = hs >= 0 ? H5Dget_space(hs) : -1;
-    hsize_t dims[2] = {0, 0};
-    if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) != 2 ||
-        dims[1] != 8 || dims[0] > 10000000)
-        bad = 1;
-    if (sp >= 0) H5Sclose(sp);
-    if (hs >= 0) H5Dclose(hs);
-    double *hist = bad ? NULL : petal_calloc((size_t)(dims[0] ? dims[0] : 1) * 8, sizeof *hist);
-    if (!bad) bad = h5_get_data(f, "history", H5T_NATIVE_DOUBLE, hist, dims[0] * 8);
-    if (!bad) {
-        r->folds = petal_calloc((size_t)(nf ? nf : 1), sizeof *r->folds);
-        size_t k = 0;
-        for (int i = 0; i < nf && !bad; i++) {
-            fold_record *fr = &r->folds[r->n_folds++];
-            const double *row = folds + 8 * i;
-            fr->fold = (int)row[0], fr->status = (trial_status)row[1], fr->best_epoch = (int)row[2];
-            fr->epochs = (int)row[3], fr->best_valid_acc = row[4], fr->test_acc = row[5];
-            fr->test_loss = row[6], fr->seconds = row[7];
-            if (fr->epochs < 0 || k + (size_t)fr->epochs > dims[0] || fr->status > TRIAL_FAILED) {
-                bad = 1;
-                fr->epochs = 0;
-                break;
-            }
-            fr->history = petal_calloc((size_t)(fr->epochs ? fr->epochs : 1), sizeof *fr->history);
-            for (int e = 0; e < fr->epochs; e++, k++) {
-                const double *h = hist + 8 * k;
-                fr->history[e] = (epoch_record){h[2], h[3], h[4], h[5], h[6], h[7]};
-            }
-        }
-    }
-    free(folds), free(hist);
-    if (bad) st = petal_fail(err, PETAL_EINPUT, "%s: trial record tables missing or inconsistent", path);
-out:
-    free(fmt);
-    if (f >= 0) H5Fclose(f);
-    h5_quiet_end(q);
-    if (st) results_record_free(rec);
+    char *buf = petal_malloc(n);
+    ssize_t got = 0;
+    for (size_t at = 0; at < n; at += (size_t)got)
+        if ((got = read(fd, buf + at, n - at)) <= 0) break;
+    close(fd);
+    XXH64_hash_t sum;
+    size_t body = n - sizeof sum;
+    int st = got <= 0 ? PETAL_EINPUT : PETAL_OK;
+    if (!st) memcpy(&sum, buf + body, sizeof sum);
+    if (!st && sum != XXH3_64bits(buf, body))
+        st = petal_fail(err, PETAL_EINPUT, "%s: checksum mismatch (a torn or damaged trial record)", path);
+    else if (got <= 0)
+        st = petal_fail(err, PETAL_EINPUT, "%s: cannot read", path);
+    else if ((st = results_record_unpack(rec, buf, body, err)))
+        st = petal_fail(err, PETAL_EINPUT, "%s: %s", path, err->msg);
+    free(buf);
     return st;
 }

@@ -42,16 +42,10 @@ void results_record_free(results_record *rec);
 void results_record_pack(char **buf, size_t *len, const results_record *rec);
 int results_record_unpack(results_record *rec, const char *buf, size_t len, petal_err *err);
 
-// The per-trial record file RUN/trials/<id>/record.h5, written to a temporary
+// The per-trial record file RUN/trials/<id>/record.bin: the packed form and
+// its XXH3-64 (a torn or damaged file fails the check), written to a temporary
 // name and renamed (a kill at any instant leaves the old or the new file); not
 // fsynced: results_store_flush makes records durable in groups.
-// Layout: attributes format ("petal-record 1"), id, status, config, label,
-// error, host, version, finished_at, decision (strings), attempts, epochs_budget,
-// n_folds, trainable, total (int64), test_acc, test_acc_std, best_valid_acc,
-// seconds, peak_rss_mib (double); datasets folds (n_folds x 8: fold, status,
-// best_epoch, epochs, best_valid_acc, test_acc, test_loss, seconds) and
-// history (rows x 8: fold, epoch, train_loss, train_acc, valid_loss,
-// valid_acc, lr, seconds).
 int results_record_write(const results_record *rec, const char *path, petal_err *err);
 int results_record_read(results_record *rec, const char *path, petal_err *err);
 

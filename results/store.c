@@ -127,8 +127,15 @@ int results_store_open(results_store *s, const char *dir, const sweep_spec *spec
     s->rows = petal_calloc((size_t)(spec->n ? spec->n : 1), sizeof *s->rows);
     for (int i = 0; i < spec->n; i++) {
         results_record *r = &s->rows[i];
-        snprintf(path, sizeof path, "%s/trials/%s/record.h5", dir, spec->trials[i].id);
+        snprintf(path, sizeof path, "%s/trials/%s/record.bin", dir, spec->trials[i].id);
         petal_err e;
+        char old[4300];
+        snprintf(old, sizeof old, "%s/trials/%s/record.h5", dir, spec->trials[i].id);
+        if (access(path, F_OK) && !access(old, F_OK)) {  // petal 0.3 wrote HDF5 records
+            results_store_close(s);
+            return petal_fail(err, PETAL_EINPUT, "%s: a store of petal 0.3 (trial records in HDF5): "
+                              "finish it with that version, or start a new RUN", dir);
+        }
         if (access(path, F_OK) == 0) {
             if (!results_record_read(r, path, &e)) {
                 if (strcmp(r->id, spec->trials[i].id)) {
@@ -170,7 +177,7 @@ int results_store_open(results_store *s, const char *dir, const sweep_spec *spec
 int results_store_put(results_store *s, int i, const results_record *rec, petal_err *err) {
     char dir[4200], path[4300];
     int st = results_trial_dir(dir, sizeof dir, s->dir, rec->id, err);
-    snprintf(path, sizeof path, "%s/record.h5", dir);
+    snprintf(path, sizeof path, "%s/record.bin", dir);
     if (!st) st = results_record_write(rec, path, err);
     if (st) return st;
     results_record_free(&s->rows[i]);

@@ -1,6 +1,6 @@
 // The results store of a sweep, RUN/:
 //   RUN/spec.yaml               the spec the last sweep ran (results.h5 keeps it too)
-//   RUN/trials/<id>/record.h5   each finished trial's record (results/record.h): the truth
+//   RUN/trials/<id>/record.bin  each finished trial's record (results/record.h): the truth
 //   RUN/trials/<id>/fold<k>.h5  the trial's checkpoints (best state, exact resume)
 //   RUN/results.h5              the table, rebuilt from the records
 //   RUN/lock                    one writer at a time (flock: a killed sweep leaves no lock)
@@ -64,7 +64,7 @@ typedef struct {
 // Opens RUN as its one writer: creates the folders, takes the lock (a sweep
 // already running on RUN is an input error naming its pid), stores the spec
 // text, loads every record of the spec's trials (a damaged record is moved
-// aside to record.h5.damaged, reported in *notes, and its trial runs again).
+// aside to record.bin.damaged, reported in *notes, and its trial runs again).
 // shard: array tasks (many writers, records only: no lock, no results.h5).
 int results_store_open(results_store *s, const char *dir, const sweep_spec *spec, int shard,
                        const petal_notes *notes, petal_err *err);

@@ -18,16 +18,15 @@ static char *recv_text(MPI_Status *s) {
 }
 
 // Runs one trial message ("budget attempts id\nsettings") to its record.
-static void run_trial(char *msg, const worker_opts *o, volatile sig_atomic_t *stop) {
+static void run_trial(worker_child *c, char *msg, const worker_opts *o, volatile sig_atomic_t *stop) {
     int budget = 0, attempts = 0;
     char id[SWEEP_ID_LEN + 1] = "";
     char *settings = strchr(msg, '\n');
     results_record rec;
-    worker_child c;
     petal_err err;
     int st = PETAL_EFAIL;
     if (settings && sscanf(msg, "%d %d %16s", &budget, &attempts, id) == 3)
-        st = worker_start(&c, id, settings + 1, budget, attempts, o, &err);
+        st = worker_start(c, id, settings + 1, budget, attempts, o, &err);
     if (st) {  // could not even start it: a failed record says why
         memset(&rec, 0, sizeof rec);
         snprintf(rec.id, sizeof rec.id, "%s", id);
@@ -37,16 +36,16 @@ static void run_trial(char *msg, const worker_opts *o, volatile sig_atomic_t *st
                  settings ? err.msg : "malformed message");
         results_record_stamp(&rec);
     } else {
-        while (!worker_poll(&c, &rec, 0.1, o)) {
+        while (!worker_poll(c, &rec, 0.1, o)) {
             int flag = 0;
             MPI_Status s;
             MPI_Iprobe(0, TAG_STOP, MPI_COMM_WORLD, &flag, &s);
             if (flag) {
                 int z;
                 MPI_Recv(&z, 1, MPI_INT, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                worker_stop(&c);
+                worker_stop(c);
             }
-            if (stop && *stop) worker_stop(&c);
+            if (stop && *stop) worker_stop(c);
         }
     }
     char *buf;
@@ -59,6 +58,8 @@ static void run_trial(char *msg, const worker_opts *o, volatile sig_atomic_t *st
 
 void worker_rank_loop(const worker_opts *o, volatile sig_atomic_t *stop) {
     long us = 1000;
+    worker_child c;  // this rank's runner, kept from trial to trial
+    worker_init(&c);
     for (;;) {
         int flag = 0;
         MPI_Status s;
@@ -71,6 +72,7 @@ void worker_rank_loop(const worker_opts *o, volatile sig_atomic_t *stop) {
         if (s.MPI_TAG == TAG_QUIT) {
             int st;
             MPI_Recv(&st, 1, MPI_INT, 0, TAG_QUIT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            worker_close(&c);
             return;
         }
         if (s.MPI_TAG == TAG_STOP) {  // for a trial that already finished
@@ -79,7 +81,7 @@ void worker_rank_loop(const worker_opts *o, volatile sig_atomic_t *stop) {
             continue;
         }
         char *msg = recv_text(&s);
-        if (s.MPI_TAG == TAG_TRIAL) run_trial(msg, o, stop);
+        if (s.MPI_TAG == TAG_TRIAL) run_trial(&c, msg, o, stop);
         free(msg);
     }
 }
