@@ -117,6 +117,19 @@ check '[ $rc = 1 ] && grep -q "signal 11 (Segmentation fault)" "$T/failed" && gr
   "crash and timeout recorded (rc $rc): $(cat "$T/failed")"
 check '[ "$($P results ls "$T/crash" --status done | grep -c " done ")" = 3 ] && grep -q " 2 signal 11\| 2 crashed" "$T/failed"' \
   "the other trials finish; the crash was retried once: $(cat "$T/failed")"
+# trials share a runner process until one kills it: the crash and the timeout
+# each cost the runner, the three noop trials run in at most three runners
+pids=$(grep -h "^== trial" "$T"/crash/trials/*/log.txt | sed 's/.*(pid \([0-9]*\))/\1/' | sort -u | wc -l)
+runs=$(grep -h "^== trial" "$T"/crash/trials/*/log.txt | wc -l)
+check '[ "$runs" = 7 ] && [ "$pids" -ge 3 ] && [ "$pids" -lt 7 ]' \
+  "runners reused between trials, replaced after a crash or timeout ($runs runs in $pids processes)"
+check '! pgrep -f "petal sweep $T/crash.yaml" >/dev/null' "no runner outlives its sweep"
+printf 'study: orphan\nbase: {drill: sleep, drill.seconds: 60}\n' >"$T/orphan.yaml"
+$P sweep "$T/orphan.yaml" --out "$T/orphan" >/dev/null 2>&1 &
+for _ in $(seq 100); do grep -q "^== trial" "$T"/orphan/trials/*/log.txt 2>/dev/null && break; sleep 0.1; done
+kill -9 $!; wait $! 2>/dev/null
+for _ in $(seq 50); do pgrep -f "petal sweep $T/orphan.yaml" >/dev/null || break; sleep 0.1; done
+check '! pgrep -f "petal sweep $T/orphan.yaml" >/dev/null' "kill -9 of a sweep takes its running trial with it"
 $MPIRUN -n 3 $P sweep "$T/crash.yaml" --out "$T/crashm" --trial-timeout 2 --max-attempts 1 >"$T/out" 2>"$T/err"; rc=$?
 $P results ls "$T/crashm" >"$T/ls"
 check '[ $rc = 1 ] && [ $(grep -c " done " "$T/ls") = 3 ] && grep -q "signal 11" "$T/ls" && grep -q "timed out" "$T/ls"' \
