@@ -6,7 +6,11 @@
 #   BENCH_REPEAT=R   run each side R times and keep its fastest run (the machine is shared)
 #   BENCH_BF16=0     skip the bf16-backbone lines
 #   BENCH_TORCH_CORETYPE=X  PyTorch's OpenBLAS runs kernel set X (OPENBLAS_CORETYPE for the
-#                    PyTorch process only; by default the environment's setting stands)
+#                    PyTorch process only). Default: the environment's OPENBLAS_CORETYPE
+#                    where it sets one; where it does not, the CPU's best kernel set
+#                    (SkylakeX with AVX-512, Haswell with AVX2): OpenBLAS 0.3.21 does not
+#                    know recent CPUs and falls back to SSE3 kernels, 4-8x slower, which
+#                    would make the peer's baseline an accident of the environment
 #   BENCH_LONG=0     skip the long-clip lines; BENCH_LONG_STEPS=S their timed steps (default 2)
 #   BENCH_SHARE=0    skip the one-backbone-per-node line (bench/share.sh: PSS of 4 processes)
 #   BENCH_SWEEP=0    skip the sweep machinery's lines (bench/sweep.sh; SWEEP_DEMO=0 skips
@@ -44,6 +48,10 @@ repeat=${BENCH_REPEAT:-1}
 bf16=${BENCH_BF16:-1}
 grep -qw -e avx512_bf16 -e amx_bf16 /proc/cpuinfo || bf16=0
 openmp_blas=/usr/lib/$(gcc -print-multiarch)/openblas-openmp
+if [ -z "${BENCH_TORCH_CORETYPE:-}" ] && [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  if grep -qw avx512f /proc/cpuinfo; then BENCH_TORCH_CORETYPE=SkylakeX
+  elif grep -qw avx2 /proc/cpuinfo; then BENCH_TORCH_CORETYPE=Haswell; fi
+fi
 work=$(mktemp -d /tmp/petal-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
