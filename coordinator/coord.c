@@ -45,6 +45,48 @@ typedef struct {
     double started;
 } slot_state;
 
+// Measured pace: seconds per estimated GFLOP of the finished trials, per
+// method and over all. It corrects what the FLOP estimate gets wrong (linear
+// probing trains its head on cached encoder outputs, bf16 GEMMs run 2-3x
+// faster, small models are bound by memory, not FLOPs): the queued trials are
+// re-ordered by expected seconds as the rates settle, and the ETA uses them.
+#define PACE_METHODS 32
+typedef struct {
+    char name[PACE_METHODS][32];
+    int n;                                    // methods seen ([PACE_METHODS]: the rest)
+    double secs[PACE_METHODS + 2], cost[PACE_METHODS + 2];  // [PACE_METHODS + 1]: all
+    int done[PACE_METHODS + 2];
+} pace;
+
+static int pace_method(pace *p, const sweep_trial *t) {
+    const char *m = config_get(&t->kv, "method");
+    m = m ? m : "";
+    for (int k = 0; k < p->n; k++)
+        if (!strcmp(p->name[k], m)) return k;
+    if (p->n == PACE_METHODS) return PACE_METHODS;
+    snprintf(p->name[p->n], sizeof p->name[0], "%s", m);
+    return p->n++;
+}
+
+// Seconds a trial of method m and estimated cost is expected to take (in
+// estimate units while nothing has finished).
+static double pace_expect(const pace *p, int m, double cost) {
+    int all = PACE_METHODS + 1;
+    if (p->done[m] && p->cost[m] > 0) return cost * p->secs[m] / p->cost[m];
+    if (p->done[all] && p->cost[all] > 0) return cost * p->secs[all] / p->cost[all];
+    return cost;
+}
+
+// Records a finished trial; 1 when its method's rate is worth re-ordering for
+// (its 1st, 2nd, 4th, 8th, ... finished trial: n log n sorts in all).
+static int pace_add(pace *p, int m, double cost, double secs) {
+    if (cost <= 0) return 0;
+    int all = PACE_METHODS + 1;
+    p->secs[m] += secs, p->cost[m] += cost, p->done[m]++;
+    p->secs[all] += secs, p->cost[all] += cost, p->done[all]++;
+    return (p->done[m] & (p->done[m] - 1)) == 0;
+}
+
 static int by_cost(const void *a, const void *b, void *costs) {
     const double *c = costs;
     double x = c[*(const int *)a], y = c[*(const int *)b];
@@ -134,12 +176,15 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
         cost[i] = coord_estimate(&spec->trials[i]);
         queue[nq++] = i, busy[i] = 1;
     }
-    qsort_r(queue, (size_t)nq, sizeof *queue, by_cost, cost);
+    pace pc = {0};
+    int *meth = petal_calloc(nn, sizeof *meth);
+    double *expect = petal_calloc(nn, sizeof *expect);  // seconds, as the pace says
+    for (int i = 0; i < n; i++) meth[i] = pace_method(&pc, &spec->trials[i]), expect[i] = cost[i];
+    qsort_r(queue, (size_t)nq, sizeof *queue, by_cost, expect);
     slot_state *slot = petal_calloc((size_t)ex->slots, sizeof *slot);
     for (int k = 0; k < ex->slots; k++) slot[k].trial = -1;
     int running = 0, done = 0, failed = 0, stopped = 0, stopping = 0, store_failed = 0;
-    double t0 = petal_now(), cost_left = 0, secs_done = 0, cost_done = 0, last_live = 0;
-    for (int i = 0; i < nq; i++) cost_left += cost[queue[i]];
+    double t0 = petal_now(), last_live = 0;
     if (o->out && early)
         fprintf(o->out, "early stopping (%s): rungs at %d x %d^k epochs; %d trial(s) paused, %d to go on%s\n",
                 es->kind == EARLY_ASHA ? "asha" : "median", es->min_epochs, es->eta, paused0, ncont,
@@ -192,12 +237,12 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
             int retry = rec.status == RS_FAILED && rec.retryable && !stopping && tries[i] < o->max_attempts;
             if (rec.status == RS_DONE) {
                 done++;
-                cost_left -= slot[k].cost, cost_done += slot[k].cost, secs_done += secs;
+                if (pace_add(&pc, meth[i], slot[k].cost, secs) && qhead < nq) {  // re-order what waits
+                    for (int q = qhead; q < nq; q++) expect[queue[q]] = pace_expect(&pc, meth[queue[q]], cost[queue[q]]);
+                    qsort_r(queue + qhead, (size_t)(nq - qhead), sizeof *queue, by_cost, expect);
+                }
             }
-            if (rec.status == RS_FAILED && !retry) {
-                failed++;
-                cost_left -= slot[k].cost;
-            }
+            failed += rec.status == RS_FAILED && !retry;
             petal_err perr;
             int stored = !results_store_put(&store, i, &rec, &perr);
             if (!stored) {
@@ -240,7 +285,6 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
             const results_record *row = &store.rows[i];
             int decided_now = early && stored && rec.status == RS_STOPPED && row->decision[0];
             stopped += rec.status == RS_STOPPED && !decided_now;
-            if (decided_now && row->status == RS_PAUSED) cost_left -= slot[k].cost;
             if (o->out && !stored) {
                 if (o->live) fprintf(o->out, "\r\033[K");
                 fprintf(o->out, "%s %s, but its record could not be stored\n", t->id,
@@ -278,9 +322,14 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
         if (o->out && o->live && petal_now() - last_live >= 1.0) {
             last_live = petal_now();
             char el[32], eta[32];
-            double rate = cost_done > 0 ? secs_done / cost_done : NAN;
-            fmt_secs(el, sizeof el, petal_now() - t0);
-            fmt_secs(eta, sizeof eta, rate * cost_left / ex->slots);
+            // what is queued, and what the running trials have left, over the slots
+            double left = 0, now = petal_now();
+            for (int q = qhead; q < nq; q++) left += pace_expect(&pc, meth[queue[q]], cost[queue[q]]);
+            for (int k = 0; k < ex->slots; k++)
+                if (slot[k].trial >= 0)
+                    left += fmax(pace_expect(&pc, meth[slot[k].trial], slot[k].cost) - (now - slot[k].started), 0);
+            fmt_secs(el, sizeof el, now - t0);
+            fmt_secs(eta, sizeof eta, pc.done[PACE_METHODS + 1] ? left / ex->slots : NAN);
             fprintf(o->out, "\r\033[K%d done, %d running, %d failed, %d left, %s elapsed, ETA %s", done0 + done,
                     running, failed + failed_kept, nq - qhead + ncont, el, eta);
             fflush(o->out);
@@ -311,7 +360,7 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
         st = petal_fail(err, PETAL_EFAIL, "%d trial(s) failed (petal results ls %s --status failed)",
                         failed + failed_kept, o->run);
     results_store_close(&store);
-    free(queue), free(tries), free(cost), free(slot);
+    free(queue), free(tries), free(cost), free(slot), free(meth), free(expect);
     free(max_epochs), free(budget), free(cont), free(active), free(busy);
     return st;
 }

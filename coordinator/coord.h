@@ -1,6 +1,7 @@
 // The coordinator: the one loop behind every way a sweep runs. It opens the
 // store (skipping what it already holds), orders the remaining trials by
-// expected cost (longest first), hands them to an executor's slots, collects
+// expected cost (longest first; the FLOP estimate, corrected per method by the
+// seconds finished trials took), hands them to an executor's slots, collects
 // records, retries what a retry can help, writes the store, stops on request.
 // Executors: local child processes (`petal sweep`) or MPI worker ranks
 // (`mpirun -n N petal sweep`, coordinator/mpi.c); the loop is the same.
@@ -48,7 +49,8 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
 char *coord_settings_text(const sweep_trial *t);
 
 // Expected cost of a trial in GFLOP (model FLOPs x examples x epochs): the
-// order trials are handed out in, before measured seconds refine it.
+// order trials are handed out in until the measured pace of finished trials
+// (seconds per GFLOP, per method) corrects it.
 double coord_estimate(const sweep_trial *t);
 
 // The local executor: one trial at a time in a child process on this machine
