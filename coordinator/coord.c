@@ -43,6 +43,7 @@ typedef struct {
     int attempts;   // in this run
     double cost;    // estimate (GFLOP)
     double started;
+    int was;        // the row's status before it was handed out (back to it if handed back)
 } slot_state;
 
 // Measured pace: seconds per estimated GFLOP of the finished trials, per
@@ -51,6 +52,7 @@ typedef struct {
 // faster, small models are bound by memory, not FLOPs): the queued trials are
 // re-ordered by expected seconds as the rates settle, and the ETA uses them.
 #define PACE_METHODS 32
+#define QUEUE_S 0.25  // seconds: trials shorter than this may wait in a worker's queue slot
 typedef struct {
     char name[PACE_METHODS][32];
     int n;                                    // methods seen ([PACE_METHODS]: the rest)
@@ -183,7 +185,7 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
     qsort_r(queue, (size_t)nq, sizeof *queue, by_cost, expect);
     slot_state *slot = petal_calloc((size_t)ex->slots, sizeof *slot);
     for (int k = 0; k < ex->slots; k++) slot[k].trial = -1;
-    int running = 0, done = 0, failed = 0, stopped = 0, stopping = 0, store_failed = 0;
+    int running = 0, done = 0, failed = 0, stopped = 0, stopping = 0, store_failed = 0, handed_back = 0;
     double t0 = petal_now(), last_live = 0;
     if (o->out && early)
         fprintf(o->out, "early stopping (%s): rungs at %d x %d^k epochs; %d trial(s) paused, %d to go on%s\n",
@@ -201,6 +203,12 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
         }
         for (int k = 0; k < ex->slots && !stopping && (ncont || qhead < nq) && !st; k++) {
             if (slot[k].trial >= 0) continue;
+            // A worker's queue slot takes only a trial its kind is measured to
+            // finish in under QUEUE_S: it hides the hand-out's round trip for
+            // short trials, and never holds a long one back from an idle worker.
+            if (k >= ex->workers && (ncont || !pc.done[meth[queue[qhead]]] ||
+                                     pace_expect(&pc, meth[queue[qhead]], cost[queue[qhead]]) > QUEUE_S))
+                continue;
             int i;
             if (ncont) {  // promoted trials first, in the order of their promotion
                 i = cont[0];
@@ -213,7 +221,7 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
             st = ex->start(ex, k, spec->trials[i].id, settings, budget[i], attempts, err);
             free(settings);
             if (st) break;
-            slot[k] = (slot_state){i, ++tries[i], cost[i], petal_now()};
+            slot[k] = (slot_state){i, ++tries[i], cost[i], petal_now(), store.rows[i].status};
             store.rows[i].attempts = attempts;
             results_store_mark(&store, i, RS_RUNNING);
             running++;
@@ -221,6 +229,15 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
         if (!running) break;
         results_record rec;
         int k = ex->wait(ex, &rec, 0.5);
+        if (k >= 0 && rec.status == RS_PENDING) {  // a queued trial handed back unstarted (a stop)
+            int i = slot[k].trial;
+            slot[k].trial = -1;
+            running--;
+            store.rows[i].attempts--, tries[i]--, busy[i] = 0, handed_back++;
+            results_store_mark(&store, i, slot[k].was);
+            results_record_free(&rec);
+            continue;
+        }
         if (k >= 0) {
             int i = slot[k].trial;
             slot[k].trial = -1;
@@ -329,9 +346,9 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
                 if (slot[k].trial >= 0)
                     left += fmax(pace_expect(&pc, meth[slot[k].trial], slot[k].cost) - (now - slot[k].started), 0);
             fmt_secs(el, sizeof el, now - t0);
-            fmt_secs(eta, sizeof eta, pc.done[PACE_METHODS + 1] ? left / ex->slots : NAN);
+            fmt_secs(eta, sizeof eta, pc.done[PACE_METHODS + 1] ? left / ex->workers : NAN);
             fprintf(o->out, "\r\033[K%d done, %d running, %d failed, %d left, %s elapsed, ETA %s", done0 + done,
-                    running, failed + failed_kept, nq - qhead + ncont, el, eta);
+                    running, failed + failed_kept, nq - qhead + ncont + handed_back, el, eta);
             fflush(o->out);
         }
     }
@@ -353,7 +370,7 @@ int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_e
         char pz[48] = "";
         if (early) snprintf(pz, sizeof pz, ", %d paused or stopped early", paused);
         fprintf(o->out, "sweep %s: %d done, %d failed, %d stopped%s, %d left in %s; store %s/results.h5\n",
-                spec->study, done0 + done, failed + failed_kept, stopped, pz, nq - qhead + ncont, el, o->run);
+                spec->study, done0 + done, failed + failed_kept, stopped, pz, nq - qhead + ncont + handed_back, el, o->run);
     }
     if (!st && stopping) st = petal_fail(err, PETAL_STOPPED, "stopped: in-flight trials checkpointed");
     else if (!st && (failed || failed_kept))
@@ -388,7 +405,7 @@ void local_executor(executor *ex, local_exec *le, const worker_opts *wo) {
     memset(le, 0, sizeof *le);
     le->wo = *wo;
     worker_init(&le->child);
-    *ex = (executor){1, local_start, local_wait, local_stop, le};
+    *ex = (executor){1, 1, local_start, local_wait, local_stop, le};
 }
 
 void local_executor_close(local_exec *le) { worker_close(&le->child); }

@@ -16,14 +16,18 @@
 
 typedef struct executor executor;
 struct executor {
-    int slots;  // trials it can run at once
+    // Trials it can hold at once: slot k runs on worker k % workers; slots
+    // past the workers queue a worker's next trial behind the one it runs
+    // (filled only with trials measured to be short: see coord_run).
+    int slots, workers;
     // Starts a trial on a free slot.
     int (*start)(executor *ex, int slot, const char *id, const char *settings, int epochs_budget,
                  int attempts, petal_err *err);
     // Waits (sleeping) up to `wait` seconds for a trial to finish: returns its
     // slot with rec filled, or -1.
     int (*wait)(executor *ex, results_record *rec, double wait);
-    // Asks the trial on slot to checkpoint and stop (its record follows).
+    // Asks the trial on slot to checkpoint and stop (its record follows: a
+    // queued trial not yet started comes back with status RS_PENDING).
     void (*stop)(executor *ex, int slot);
     void *ctx;
 };

@@ -26,21 +26,43 @@ void coord_backoff(long *us, long cap) {
     *us = *us * 2 > cap ? cap : *us * 2;
 }
 
-// Rank 0's view: when it last exchanged a trial or a record with any worker.
+// Rank 0's view: when it last exchanged a trial or a record with any worker,
+// and what each slot holds (slot k: worker rank k % workers + 1; a rank runs
+// its trials in the order they were sent, so its oldest slot finishes first).
+#define QUEUE_DEPTH 8  // slots per worker rank: one running, the rest queued short trials
 typedef struct {
     double last_event;
+    int workers;
+    char (*id)[SWEEP_ID_LEN + 1];  // (slots) the trial each slot holds
+    long *seq;                      // (slots) when it was sent; 0: empty
+    long sent;
 } mpi_exec;
 
 static int mpi_start(executor *ex, int slot, const char *id, const char *settings, int budget,
                      int attempts, petal_err *err) {
     (void)err;
-    ((mpi_exec *)ex->ctx)->last_event = petal_now();
+    mpi_exec *me = ex->ctx;
+    me->last_event = petal_now();
+    snprintf(me->id[slot], sizeof me->id[slot], "%s", id);
+    me->seq[slot] = ++me->sent;
     size_t n = strlen(id) + strlen(settings) + 64;
     char *msg = petal_malloc(n);
     int len = snprintf(msg, n, "%d %d %s\n%s", budget, attempts, id, settings);
-    MPI_Send(msg, len + 1, MPI_CHAR, slot + 1, TAG_TRIAL, MPI_COMM_WORLD);
+    MPI_Send(msg, len + 1, MPI_CHAR, slot % me->workers + 1, TAG_TRIAL, MPI_COMM_WORLD);
     free(msg);
     return PETAL_OK;
+}
+
+// The slot of a record from rank `source` about trial id: the slot holding
+// that trial on that rank, else (a record that could not be read) the rank's oldest.
+static int slot_of(mpi_exec *me, int slots, int source, const char *id) {
+    int oldest = -1;
+    for (int k = source - 1; k < slots; k += me->workers) {
+        if (!me->seq[k]) continue;
+        if (id[0] && !strcmp(me->id[k], id)) return k;
+        if (oldest < 0 || me->seq[k] < me->seq[oldest]) oldest = k;
+    }
+    return oldest;
 }
 
 static int mpi_wait(executor *ex, results_record *rec, double wait) {
@@ -64,7 +86,13 @@ static int mpi_wait(executor *ex, results_record *rec, double wait) {
             }
             free(buf);
             me->last_event = petal_now();
-            return s.MPI_SOURCE - 1;
+            int k = slot_of(me, ex->slots, s.MPI_SOURCE, rec->id);
+            if (k < 0) {  // nothing of that rank's in flight: cannot happen
+                results_record_free(rec);
+                continue;
+            }
+            me->seq[k] = 0;
+            return k;
         }
         double now = petal_now();
         if (now >= until) return -1;
@@ -78,10 +106,11 @@ static int mpi_wait(executor *ex, results_record *rec, double wait) {
     }
 }
 
+// Stops the trial slot holds: the rank stops it if it runs, hands it back
+// unstarted if it is queued.
 static void mpi_stop(executor *ex, int slot) {
-    (void)ex;
-    int zero = 0;
-    MPI_Send(&zero, 1, MPI_INT, slot + 1, TAG_STOP, MPI_COMM_WORLD);
+    mpi_exec *me = ex->ctx;
+    MPI_Send(me->id[slot], SWEEP_ID_LEN + 1, MPI_CHAR, slot % me->workers + 1, TAG_STOP, MPI_COMM_WORLD);
 }
 
 int coord_mpi_main(const sweep_spec *spec, const coord_opts *co, const worker_opts *wo, petal_err *err) {
@@ -112,16 +141,20 @@ int coord_mpi_main(const sweep_spec *spec, const coord_opts *co, const worker_op
     if (rank == 0) {
         executor ex;
         local_exec le;
-        mpi_exec me = {petal_now()};
+        mpi_exec me = {petal_now(), size - 1, NULL, NULL, 0};
         if (size == 1) {
             local_executor(&ex, &le, &w);
         } else {
-            ex = (executor){size - 1, mpi_start, mpi_wait, mpi_stop, &me};
+            int slots = (size - 1) * QUEUE_DEPTH;
+            me.id = petal_calloc((size_t)slots, sizeof *me.id);
+            me.seq = petal_calloc((size_t)slots, sizeof *me.seq);
+            ex = (executor){slots, size - 1, mpi_start, mpi_wait, mpi_stop, &me};
         }
         if (co->out) fprintf(co->out, "sweep over MPI: %d worker rank(s), %d thread(s) per trial\n",
                              size == 1 ? 1 : size - 1, w.threads);
         st = coord_run(spec, &ex, co, err);
         if (size == 1) local_executor_close(&le);
+        free(me.id), free(me.seq);
         for (int r = 1; r < size; r++) MPI_Send(&st, 1, MPI_INT, r, TAG_QUIT, MPI_COMM_WORLD);
     } else {
         worker_rank_loop(&w, co->stop);

@@ -76,7 +76,7 @@ int main(void) {
     CHECK(st == PETAL_OK, "spec: %s", err.msg);
     if (st) return check_done("coord");
     script s = {0};
-    executor ex = {1, s_start, s_wait, s_stop, &s};
+    executor ex = {1, 1, s_start, s_wait, s_stop, &s};
     char run[64];
     snprintf(run, sizeof run, "%s/run", dir);
     coord_opts o = {.run = run, .max_attempts = 1};

@@ -124,12 +124,14 @@ runs=$(grep -h "^== trial" "$T"/crash/trials/*/log.txt | wc -l)
 check '[ "$runs" = 7 ] && [ "$pids" -ge 3 ] && [ "$pids" -lt 7 ]' \
   "runners reused between trials, replaced after a crash or timeout ($runs runs in $pids processes)"
 check '! pgrep -f "petal sweep $T/crash.yaml" >/dev/null' "no runner outlives its sweep"
-printf 'study: orphan\nbase: {drill: sleep, drill.seconds: 60}\n' >"$T/orphan.yaml"
+printf 'study: orphan\nbase: {drill: sleep, drill.seconds: 60}\ngrid: {train.seed: [1]}\n' >"$T/orphan.yaml"
 $P sweep "$T/orphan.yaml" --out "$T/orphan" >/dev/null 2>&1 &
 for _ in $(seq 100); do grep -q "^== trial" "$T"/orphan/trials/*/log.txt 2>/dev/null && break; sleep 0.1; done
+running=$(pgrep -f "petal sweep $T/orphan.yaml" | wc -l)  # the sweep and its runner
 kill -9 $!; wait $! 2>/dev/null
 for _ in $(seq 50); do pgrep -f "petal sweep $T/orphan.yaml" >/dev/null || break; sleep 0.1; done
-check '! pgrep -f "petal sweep $T/orphan.yaml" >/dev/null' "kill -9 of a sweep takes its running trial with it"
+check '[ "$running" = 2 ] && ! pgrep -f "petal sweep $T/orphan.yaml" >/dev/null' \
+  "kill -9 of a sweep takes its running trial with it ($running processes before)"
 $MPIRUN -n 3 $P sweep "$T/crash.yaml" --out "$T/crashm" --trial-timeout 2 --max-attempts 1 >"$T/out" 2>"$T/err"; rc=$?
 $P results ls "$T/crashm" >"$T/ls"
 check '[ $rc = 1 ] && [ $(grep -c " done " "$T/ls") = 3 ] && grep -q "signal 11" "$T/ls" && grep -q "timed out" "$T/ls"' \
@@ -171,6 +173,24 @@ check '[ $rc = 75 ]' "SIGUSR1 -> exit 75 (got $rc): $(tail -3 "$T/out") $(tail -
 check 'grep -q "stopped" "$T/out" || grep -q "0 left" "$T/out"' "in-flight trials checkpointed: $(tail -3 "$T/out")"
 $MPIRUN -n 3 $P sweep "$T/k.yaml" --out "$T/usr1" --threads 1 >"$T/out" 2>"$T/err"; rc=$?
 check '[ $rc = 0 ] && same_store "$T/kref" "$T/usr1"' "resumed after SIGUSR1 equals uninterrupted (rc $rc): $(tail -2 "$T/out")"
+
+# ---- short trials over MPI wait in queue slots behind the running one; a stop
+# hands the queued ones back unstarted (pending: no log, no record), a rerun runs them
+printf 'study: queue\nbase: {drill: sleep, drill.seconds: 0.05}\ngrid: {train.seed: [%s]}\n' \
+  "$(seq -s, 1 80)" >"$T/q.yaml"
+$MPIRUN -n 3 $P sweep "$T/q.yaml" --out "$T/q" >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 200); do [ "$(find "$T/q/trials" -name record.bin 2>/dev/null | wc -l)" -ge 20 ] && break; sleep 0.05; done
+kill -USR1 $pid
+wait $pid; rc=$?
+$P results ls "$T/q" >"$T/ls"
+nlog=$(find "$T/q/trials" -name log.txt | wc -l)
+npend=$(grep -c " pending " "$T/ls")
+check '[ $rc = 75 ] && [ "$npend" -gt 0 ] && [ $((nlog + npend)) = 80 ]' \
+  "SIGUSR1 with queued trials: exit 75, the never-started ones pending (rc $rc, $nlog started, $npend pending): $(tail -2 "$T/out") $(tail -2 "$T/err")"
+$MPIRUN -n 3 $P sweep "$T/q.yaml" --out "$T/q" >"$T/out" 2>"$T/err"; rc=$?
+check '[ $rc = 0 ] && [ "$($P results ls "$T/q" --status done | grep -c " done ")" = 80 ]' \
+  "the rerun finishes every trial (rc $rc): $(tail -1 "$T/out")"
 
 # ---- one writer per RUN; results check rebuilds -------------------------------------
 cat >"$T/slow.yaml" <<'EOF'

@@ -17,35 +17,74 @@ static char *recv_text(MPI_Status *s) {
     return buf;
 }
 
-// Runs one trial message ("budget attempts id\nsettings") to its record.
-static void run_trial(worker_child *c, char *msg, const worker_opts *o, volatile sig_atomic_t *stop) {
+// Trials asked to stop before this rank started them (a stop can overtake
+// the trial it names: the rank looks for stops alone while a trial runs).
+typedef struct {
+    char id[64][SWEEP_ID_LEN + 1];
+    int n;
+} cancelled;
+
+static void cancel(cancelled *c, const char *id) {
+    for (int k = 0; k < c->n; k++)
+        if (!strcmp(c->id[k], id)) return;
+    if (c->n < 64) snprintf(c->id[c->n++], sizeof c->id[0], "%s", id);
+}
+
+// True (and forgets it) when id was asked to stop.
+static int take_cancel(cancelled *c, const char *id) {
+    for (int k = 0; k < c->n; k++)
+        if (!strcmp(c->id[k], id)) {
+            c->id[k][0] = 0;
+            memmove(c->id[k], c->id[--c->n], sizeof c->id[0]);
+            return 1;
+        }
+    return 0;
+}
+
+static void recv_stop(char *id) {
+    char buf[SWEEP_ID_LEN + 1];
+    MPI_Recv(buf, SWEEP_ID_LEN + 1, MPI_CHAR, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    buf[SWEEP_ID_LEN] = 0;
+    memcpy(id, buf, sizeof buf);
+}
+
+// Runs one trial message ("budget attempts id\nsettings") to its record, or
+// hands it back unstarted (status pending) when a stop came first.
+static void run_trial(worker_child *c, cancelled *cx, char *msg, const worker_opts *o,
+                      volatile sig_atomic_t *stop) {
     int budget = 0, attempts = 0;
     char id[SWEEP_ID_LEN + 1] = "";
     char *settings = strchr(msg, '\n');
     results_record rec;
     petal_err err;
-    int st = PETAL_EFAIL;
-    if (settings && sscanf(msg, "%d %d %16s", &budget, &attempts, id) == 3)
-        st = worker_start(c, id, settings + 1, budget, attempts, o, &err);
-    if (st) {  // could not even start it: a failed record says why
+    int st = PETAL_EFAIL, parsed = settings && sscanf(msg, "%d %d %16s", &budget, &attempts, id) == 3;
+    if (parsed && (take_cancel(cx, id) || (stop && *stop))) {
         memset(&rec, 0, sizeof rec);
         snprintf(rec.id, sizeof rec.id, "%s", id);
-        rec.status = RS_FAILED;
-        rec.retryable = 1;
-        snprintf(rec.error, sizeof rec.error, "worker could not start the trial: %.900s",
-                 settings ? err.msg : "malformed message");
-        results_record_stamp(&rec);
+        rec.status = RS_PENDING;
     } else {
-        while (!worker_poll(c, &rec, 0.1, o)) {
-            int flag = 0;
-            MPI_Status s;
-            MPI_Iprobe(0, TAG_STOP, MPI_COMM_WORLD, &flag, &s);
-            if (flag) {
-                int z;
-                MPI_Recv(&z, 1, MPI_INT, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                worker_stop(c);
+        if (parsed) st = worker_start(c, id, settings + 1, budget, attempts, o, &err);
+        if (st) {  // could not even start it: a failed record says why
+            memset(&rec, 0, sizeof rec);
+            snprintf(rec.id, sizeof rec.id, "%s", id);
+            rec.status = RS_FAILED;
+            rec.retryable = 1;
+            snprintf(rec.error, sizeof rec.error, "worker could not start the trial: %.900s",
+                     settings ? err.msg : "malformed message");
+            results_record_stamp(&rec);
+        } else {
+            while (!worker_poll(c, &rec, 0.1, o)) {
+                int flag = 0;
+                MPI_Status s;
+                MPI_Iprobe(0, TAG_STOP, MPI_COMM_WORLD, &flag, &s);
+                if (flag) {
+                    char sid[SWEEP_ID_LEN + 1];
+                    recv_stop(sid);
+                    if (!strcmp(sid, id)) worker_stop(c);
+                    else cancel(cx, sid);  // a trial queued behind this one
+                }
+                if (stop && *stop) worker_stop(c);
             }
-            if (stop && *stop) worker_stop(c);
         }
     }
     char *buf;
@@ -60,6 +99,7 @@ void worker_rank_loop(const worker_opts *o, volatile sig_atomic_t *stop) {
     long us = 1000;
     worker_child c;  // this rank's runner, kept from trial to trial
     worker_init(&c);
+    cancelled cx = {0};
     for (;;) {
         int flag = 0;
         MPI_Status s;
@@ -75,13 +115,14 @@ void worker_rank_loop(const worker_opts *o, volatile sig_atomic_t *stop) {
             worker_close(&c);
             return;
         }
-        if (s.MPI_TAG == TAG_STOP) {  // for a trial that already finished
-            int z;
-            MPI_Recv(&z, 1, MPI_INT, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        if (s.MPI_TAG == TAG_STOP) {  // for a trial that finished, or one still to come
+            char sid[SWEEP_ID_LEN + 1];
+            recv_stop(sid);
+            cancel(&cx, sid);
             continue;
         }
         char *msg = recv_text(&s);
-        if (s.MPI_TAG == TAG_TRIAL) run_trial(&c, msg, o, stop);
+        if (s.MPI_TAG == TAG_TRIAL) run_trial(&c, &cx, msg, o, stop);
         free(msg);
     }
 }
