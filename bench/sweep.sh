@@ -7,10 +7,11 @@
 #
 #   bench sweep mode=inprocess trials=N overhead_ms_per_trial=X
 #       N noop drill trials (done at once, no training) through `petal sweep` in
-#       one process: wall time / N, store writes included (each trial forked,
-#       its record written, fsynced and renamed, results.h5 rebuilt at intervals
-#       and at the end). cpu_ms_per_trial is the CPU of petal and its trial
-#       children (what the sweep costs when the machine is not shared).
+#       one process: wall time / N, store writes included (each trial sent to
+#       the runner process, its folder and log made, its record written and
+#       renamed, results.h5 rebuilt at intervals and at the end).
+#       cpu_ms_per_trial is the CPU of petal and its runner (what the sweep
+#       costs when the machine is not shared).
 #   bench sweep mode=mpi ranks=R trials=N overhead_ms_per_trial=X
 #       the same over `mpirun -n R` (rank 0 coordinates, R-1 worker ranks):
 #       span / N, the span running from the first trial's start (its log.txt,
