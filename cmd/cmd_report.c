@@ -39,8 +39,8 @@ static const char usage[] =
     "the full grid's, trials done / paused / stopped early / promoted, rung by rung,\n"
     "and the best valid accuracy found (its trial, method and settings).\n"
     "Exit 0 ok, 1 a file could not be written or gnuplot failed, 2 bad flags or a store\n"
-    "that cannot be reported (another version, no trials, nothing finished, a filter\n"
-    "that keeps no trial).\n";
+    "that cannot be reported (another version, no trials, nothing finished and, with\n"
+    "early stopping, nothing trained yet, a filter that keeps no trial).\n";
 
 // The other tables an html page adds when the store supports them.
 static int worth_adding(const report_table *t) {

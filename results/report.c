@@ -561,7 +561,13 @@ int report_build(report_table **out, int *nout, const results_table *t, const ch
                         store_name, w[0].key, seen);
         goto out;
     }
-    if (!finished) {
+    // An early-stopped sweep has news before any trial runs to its full budget
+    // (trials paused at their rungs): its tables then show every cell
+    // unfinished, and its Search section (report_write) the progress.
+    int trained = 0;
+    report_search se;
+    for (int i = 0; !finished && i < nt; i++) trained |= t->rows[i].epochs > 0;
+    if (!finished && !(trained && report_search_summary(&se, t))) {
         st = petal_fail(err, PETAL_EINPUT, "%s: no trial has finished yet (%d of %d %s); nothing to report",
                         store_name, kept, nt, nw ? "kept by --where, none done or failed" : "pending or running");
         goto out;
@@ -926,12 +932,14 @@ static void search_lines(char name[SEARCH_LINES][32], char value[SEARCH_LINES][2
     snprintf(name[0], 32, "early stopping");
     o = (size_t)snprintf(value[0], 2048, "%s (", s->rule);
     if (s->nrungs) o += (size_t)snprintf(value[0] + o, 2048 - o, "rungs at");
-    else if (s->eta) o += (size_t)snprintf(value[0] + o, 2048 - o, "no rung below the full budget");
+    else if (s->eta && s->rmax) o += (size_t)snprintf(value[0] + o, 2048 - o, "no rung below the full budget");
     for (int k = 0; k < s->nrungs; k++)
         o += (size_t)snprintf(value[0] + o, 2048 - o, "%s %lld", k ? "," : "", s->rungs[k].epoch);
     if (s->nrungs) o += (size_t)snprintf(value[0] + o, 2048 - o, " epochs");
-    if (s->rmin == s->rmax) snprintf(value[0] + o, 2048 - o, "%sfull budget %lld epochs)", s->eta ? "; " : "", s->rmax);
-    else snprintf(value[0] + o, 2048 - o, "%sfull budget %lld–%lld epochs)", s->eta ? "; " : "", s->rmin, s->rmax);
+    const char *sep = value[0][o - 1] == '(' ? "" : "; ";
+    if (!s->rmax) snprintf(value[0] + o, 2048 - o, "%sfull budget unknown)", sep);
+    else if (s->rmin == s->rmax) snprintf(value[0] + o, 2048 - o, "%sfull budget %lld epochs)", sep, s->rmax);
+    else snprintf(value[0] + o, 2048 - o, "%sfull budget %lld–%lld epochs)", sep, s->rmin, s->rmax);
     // the budget against the full grid
     snprintf(name[1], 32, "epochs trained");
     fmt_count(a, sizeof a, s->spent), fmt_count(b, sizeof b, s->full);

@@ -294,6 +294,18 @@ $P report "$T/asha" --format csv >"$T/a.csv" 2>&1; rc=$?
 $P report "$T/grid" --format csv >"$T/g.csv" 2>&1; rc2=$?
 check '[ $rc$rc2 = 00 ] && ! grep -q "Search\|epochs trained" "$T/a.csv" && [ "$(head -1 "$T/a.csv")" = "$(head -1 "$T/g.csv")" ]' \
   "csv stays one line per cell with early stopping (rc $rc $rc2)"
+# before any trial runs to its full budget an ASHA sweep already has news: the
+# report shows every cell unfinished and the search's progress, not "nothing to report"
+cp -r "$T/asha" "$T/midway"
+$PY - "$T/midway" <<'EOF'
+import h5py, sys
+with h5py.File(sys.argv[1] + "/results.h5", "r+") as f:
+    t = f["trials"][()]; t["status"][t["status"] == b"done"] = b"running"; f["trials"][...] = t
+EOF
+$P report "$T/midway" >"$T/mid.md" 2>"$T/err"; rc=$?
+check '[ $rc = 0 ] && grep -q "(27 unfinished) |$" "$T/mid.md" && grep -q "trials\*\*: 27: 0 done, .* in progress$" "$T/mid.md" &&
+  grep -q "best valid accuracy\*\*: none yet" "$T/mid.md"' \
+  "an ASHA store with no trial done yet is reported with its search's progress (rc $rc): $(cat "$T/err") $(grep trials "$T/mid.md")"
 
 # ---- kill -9 during an ASHA sweep, rerun: the same decisions and store -----------------
 # ~100 epochs of 0.05 s: the kills (3.4 s in all) land before the sweep can end
