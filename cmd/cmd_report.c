@@ -34,9 +34,13 @@ static const char usage[] =
     "                     goes to FILE-2.png\n"
     "Without --table, an html page holds every table the store supports (main, and\n"
     "fewshot, scaling, ablation when their settings vary).\n"
+    "A store whose sweep had early_stop: (ASHA, the median rule) also gets a Search\n"
+    "section (md, tex, html; csv stays one line per cell): the epochs trained against\n"
+    "the full grid's, trials done / paused / stopped early / promoted, rung by rung,\n"
+    "and the best valid accuracy found (its trial, method and settings).\n"
     "Exit 0 ok, 1 a file could not be written or gnuplot failed, 2 bad flags or a store\n"
-    "that cannot be reported (another version, no trials, nothing finished, a filter\n"
-    "that keeps no trial).\n";
+    "that cannot be reported (another version, no trials, nothing finished and, with\n"
+    "early stopping, nothing trained yet, a filter that keeps no trial).\n";
 
 // The other tables an html page adds when the store supports them.
 static int worth_adding(const report_table *t) {

@@ -561,7 +561,13 @@ int report_build(report_table **out, int *nout, const results_table *t, const ch
                         store_name, w[0].key, seen);
         goto out;
     }
-    if (!finished) {
+    // An early-stopped sweep has news before any trial runs to its full budget
+    // (trials paused at their rungs): its tables then show every cell
+    // unfinished, and its Search section (report_write) the progress.
+    int trained = 0;
+    report_search se;
+    for (int i = 0; !finished && i < nt; i++) trained |= t->rows[i].epochs > 0;
+    if (!finished && !(trained && report_search_summary(&se, t))) {
         st = petal_fail(err, PETAL_EINPUT, "%s: no trial has finished yet (%d of %d %s); nothing to report",
                         store_name, kept, nt, nw ? "kept by --where, none done or failed" : "pending or running");
         goto out;
@@ -649,6 +655,92 @@ void report_tables_free(report_table *tabs, int n) {
         free(t->rows), free(t->cols), free(t->cells);
     }
     free(tabs);
+}
+
+// ---- the search (early stopping) ---------------------------------------------------------
+int report_search_summary(report_search *s, const results_table *t) {
+    memset(s, 0, sizeof *s);
+    s->best = -1;
+    if (!t->early_stop || !t->early_stop[0] || !strcmp(t->early_stop, "none")) return 0;
+    snprintf(s->rule, sizeof s->rule, "%s", t->early_stop);
+    char kind[16] = "";
+    // the attribute is "<kind> min_epochs=<m> eta=<e>" (results/store.h)
+    if (sscanf(s->rule, "%15s min_epochs=%d eta=%d", kind, &s->min_epochs, &s->eta) != 3 || s->min_epochs < 1 ||
+        s->eta < 2)
+        s->min_epochs = s->eta = 0;
+    s->asha = !strcmp(kind, "asha") || !strncmp(s->rule, "asha", 4);
+    s->spent = t->epochs_spent;
+    s->trials = t->n;
+    // the rungs below the largest budget; a trial of a smaller one has those below its own
+    long long rtop = 0;
+    for (int i = 0; i < t->n; i++)
+        if (t->rows[i].max_epochs > rtop) rtop = t->rows[i].max_epochs;
+    for (long long r = s->min_epochs; s->eta && r < rtop && s->nrungs < REPORT_MAX_RUNGS; r *= s->eta)
+        s->rungs[s->nrungs++].epoch = r;
+    config_kv *kv = petal_calloc((size_t)t->n + 1, sizeof *kv);
+    for (int i = 0; i < t->n; i++) {
+        const results_row *r = &t->rows[i];
+        petal_err e;
+        if (config_parse_yaml(&kv[i], r->config ? r->config : "", r->id, &e)) {  // then no settings known
+            config_free(&kv[i]);
+            memset(&kv[i], 0, sizeof kv[i]);
+        }
+        const char *st = r->status;
+        int paused = !strcmp(st, "paused"), on = 0;
+        s->done += !strcmp(st, "done");
+        s->failed += !strcmp(st, "failed");
+        s->in_progress += !strcmp(st, "running") || !strcmp(st, "pending") || !strcmp(st, "stopped");
+        s->paused += paused && strcmp(r->decision, "stopped");
+        s->stopped += paused && !strcmp(r->decision, "stopped");
+        // the full grid runs every trial to max_epochs on each of its folds
+        long long folds = r->folds;
+        if (folds < 1) {  // not started: its fold count is known only once it runs
+            const char *fold = config_get(&kv[i], "dataset.fold");
+            s->full_lower |= fold && !strcmp(fold, "all");
+            folds = 1;
+        }
+        if (r->max_epochs > 0) {
+            s->full += r->max_epochs * folds;
+            if (!s->rmin || r->max_epochs < s->rmin) s->rmin = r->max_epochs;
+            if (r->max_epochs > s->rmax) s->rmax = r->max_epochs;
+        } else {
+            s->full_lower = 1;
+        }
+        // rung by rung: a trial went on from a rung below the epochs it has, or
+        // stands there with the decision to go on (promoted, not yet run further)
+        int go = !strcmp(r->decision, "promoted") || !strcmp(r->decision, "continued");
+        for (int k = 0; k < s->nrungs && s->rungs[k].epoch < r->max_epochs; k++) {
+            report_rung *g = &s->rungs[k];
+            if (r->epochs < g->epoch) break;
+            g->reached++;
+            if (r->epochs > g->epoch || go) g->promoted++, on = 1;
+            else if (paused && !strcmp(r->decision, "stopped")) g->stopped++;
+            else if (paused) g->paused++;
+        }
+        s->promoted += on;
+        if (!strcmp(st, "done") && !isnan(r->best_valid_acc) &&
+            (s->best < 0 || r->best_valid_acc > t->rows[s->best].best_valid_acc ||
+             (r->best_valid_acc == t->rows[s->best].best_valid_acc && strcmp(r->id, t->rows[s->best].id) < 0)))
+            s->best = i;
+    }
+    for (int i = 0; s->best >= 0 && i < t->n; i++)
+        s->best_ties += i != s->best && !strcmp(t->rows[i].status, "done") &&
+                        t->rows[i].best_valid_acc == t->rows[s->best].best_valid_acc;
+    // the best trial's settings that vary between the trials (the point the search found)
+    size_t o = 0;
+    for (int k = 0; s->best >= 0 && k < kv[s->best].n; k++) {  // in the identity text's order (sorted keys)
+        const char *key = kv[s->best].e[k].key, *v = kv[s->best].e[k].value;
+        int varies = 0;
+        for (int i = 0; i < t->n && !varies; i++) {
+            const char *w = config_get(&kv[i], key);
+            varies = !w || strcmp(v, w);
+        }
+        if (varies && o < sizeof s->best_settings)
+            o += (size_t)snprintf(s->best_settings + o, sizeof s->best_settings - o, "%s%s=%s", o ? " " : "", key, v);
+    }
+    for (int i = 0; i < t->n; i++) config_free(&kv[i]);
+    free(kv);
+    return 1;
 }
 
 // ---- writing ----------------------------------------------------------------------------
@@ -825,6 +917,90 @@ static void write_tex(FILE *f, const report_table *t) {
     fprintf(f, "\\bottomrule\n\\end{tabular}\n\\end{table}\n");
 }
 
+// The Search section as (name, value) lines of text, one source for every format.
+enum { SEARCH_LINES = 5 };
+static const char search_title[] = "Search (early stopping)";
+static const char search_legend[] =
+    "Epochs count every fold; the full grid trains every trial of the store to its full budget "
+    "(max_epochs x folds). The best is over the trials run to their full budget (done).";
+
+static void search_lines(char name[SEARCH_LINES][32], char value[SEARCH_LINES][2048], const report_search *s,
+                         const results_table *t) {
+    char a[32], b[32];
+    size_t o;
+    // the rule and its rungs
+    snprintf(name[0], 32, "early stopping");
+    o = (size_t)snprintf(value[0], 2048, "%s (", s->rule);
+    if (s->nrungs) o += (size_t)snprintf(value[0] + o, 2048 - o, "rungs at");
+    else if (s->eta && s->rmax) o += (size_t)snprintf(value[0] + o, 2048 - o, "no rung below the full budget");
+    for (int k = 0; k < s->nrungs; k++)
+        o += (size_t)snprintf(value[0] + o, 2048 - o, "%s %lld", k ? "," : "", s->rungs[k].epoch);
+    if (s->nrungs) o += (size_t)snprintf(value[0] + o, 2048 - o, " epochs");
+    const char *sep = value[0][o - 1] == '(' ? "" : "; ";
+    if (!s->rmax) snprintf(value[0] + o, 2048 - o, "%sfull budget unknown)", sep);
+    else if (s->rmin == s->rmax) snprintf(value[0] + o, 2048 - o, "%sfull budget %lld epochs)", sep, s->rmax);
+    else snprintf(value[0] + o, 2048 - o, "%sfull budget %lld–%lld epochs)", sep, s->rmin, s->rmax);
+    // the budget against the full grid
+    snprintf(name[1], 32, "epochs trained");
+    fmt_count(a, sizeof a, s->spent), fmt_count(b, sizeof b, s->full);
+    if (s->spent < 0) snprintf(value[1], 2048, "unknown (the store has no epochs_spent); the full grid's: %s", b);
+    else if (s->full > 0)
+        snprintf(value[1], 2048, "%s of the full grid's %s%s (%.1f%%; %.1f%% saved)", a, s->full_lower ? "at least " : "",
+                 b, 100.0 * (double)s->spent / (double)s->full, 100.0 - 100.0 * (double)s->spent / (double)s->full);
+    else snprintf(value[1], 2048, "%s (the full grid's budget is unknown)", a);
+    // the trials' states
+    snprintf(name[2], 32, "trials");
+    o = (size_t)snprintf(value[2], 2048, "%d: %d done, %d paused, %d stopped early, %d %s", s->trials, s->done,
+                         s->paused, s->stopped, s->promoted, s->asha ? "promoted at least once" : "continued past a rung");
+    if (s->in_progress) o += (size_t)snprintf(value[2] + o, 2048 - o, ", %d in progress", s->in_progress);
+    if (s->failed) snprintf(value[2] + o, 2048 - o, ", %d failed", s->failed);
+    // rung by rung
+    snprintf(name[3], 32, "rungs");
+    o = 0;
+    value[3][0] = 0;
+    for (int k = 0; k < s->nrungs && o < 2048; k++) {
+        const report_rung *g = &s->rungs[k];
+        o += (size_t)snprintf(value[3] + o, 2048 - o, "%sepoch %lld: %d reached, %d %s", k ? "; " : "", g->epoch,
+                              g->reached, g->promoted, s->asha ? "promoted" : "continued");
+        if (g->paused || s->asha) o += (size_t)snprintf(value[3] + o, o < 2048 ? 2048 - o : 0, ", %d paused", g->paused);
+        if (g->stopped || !s->asha)
+            o += (size_t)snprintf(value[3] + o, o < 2048 ? 2048 - o : 0, ", %d stopped", g->stopped);
+    }
+    if (!s->nrungs) snprintf(value[3], 2048, "none");
+    // what the search found
+    snprintf(name[4], 32, "best valid accuracy");
+    if (s->best < 0) {
+        snprintf(value[4], 2048, "none yet (no trial has run to its full budget)");
+    } else {
+        const results_row *r = &t->rows[s->best];
+        o = (size_t)snprintf(value[4], 2048, "%.2f%% by trial %s (%s%s%s), test accuracy %.2f%%", 100.0 * r->best_valid_acc,
+                             r->id, r->label, s->best_settings[0] ? "; " : "", s->best_settings, 100.0 * r->test_acc);
+        if (s->best_ties && o < 2048)
+            snprintf(value[4] + o, 2048 - o, "; %d more done trial%s tie", s->best_ties, s->best_ties > 1 ? "s" : "");
+    }
+}
+
+static void write_search_md(FILE *f, const report_search *s, const results_table *t) {
+    char name[SEARCH_LINES][32], value[SEARCH_LINES][2048];
+    search_lines(name, value, s, t);
+    fprintf(f, "### %s\n\n", search_title);
+    for (int k = 0; k < SEARCH_LINES; k++) fprintf(f, "- **%s**: %s\n", name[k], value[k]);
+    fprintf(f, "\n%s\n", search_legend);
+}
+
+static void write_search_tex(FILE *f, const report_search *s, const results_table *t) {
+    char name[SEARCH_LINES][32], value[SEARCH_LINES][2048];
+    search_lines(name, value, s, t);
+    fprintf(f, "%% petal report (booktabs): %s\n\\begin{table}[t]\n\\centering\n\\caption{", search_title);
+    tex_text(f, search_title), fprintf(f, ". "), tex_text(f, search_legend);
+    fprintf(f, "}\n\\begin{tabular}{lp{0.7\\linewidth}}\n\\toprule\n");
+    for (int k = 0; k < SEARCH_LINES; k++) {
+        tex_text(f, name[k]), fprintf(f, " & "), tex_text(f, value[k]), fprintf(f, " \\\\\n");
+        if (k == 0) fprintf(f, "\\midrule\n");
+    }
+    fprintf(f, "\\bottomrule\n\\end{tabular}\n\\end{table}\n");
+}
+
 static void html_text(FILE *f, const char *s) {
     for (; s && *s; s++) {
         if (*s == '&') fputs("&amp;", f);
@@ -868,6 +1044,17 @@ static void write_html_table(FILE *f, const report_table *t, const char *fig) {
     fprintf(f, "</section>\n");
 }
 
+static void write_search_html(FILE *f, const report_search *s, const results_table *t) {
+    char name[SEARCH_LINES][32], value[SEARCH_LINES][2048];
+    search_lines(name, value, s, t);
+    fprintf(f, "<section id=\"search\">\n<h2>"), html_text(f, search_title), fprintf(f, "</h2>\n<dl>\n");
+    for (int k = 0; k < SEARCH_LINES; k++) {
+        fprintf(f, "<dt>"), html_text(f, name[k]), fprintf(f, "</dt><dd>"), html_text(f, value[k]);
+        fprintf(f, "</dd>\n");
+    }
+    fprintf(f, "</dl>\n<p class=\"legend\">"), html_text(f, search_legend), fprintf(f, "</p>\n</section>\n");
+}
+
 static void write_html(FILE *f, const report_table *tabs, int n, char *const *figs, const results_table *s,
                        const char *store_name) {
     int counts[6] = {0};
@@ -899,6 +1086,8 @@ static void write_html(FILE *f, const report_table *tabs, int n, char *const *fi
     fprintf(f, "</h1>\n<p>%d trials: %d done, %d failed, %d running, %d pending, %d stopped, %d paused.</p>\n", s->n,
             counts[0], counts[1], counts[2], counts[3], counts[4], counts[5]);
     for (int k = 0; k < n; k++) write_html_table(f, &tabs[k], figs ? figs[k] : NULL);
+    report_search se;
+    if (report_search_summary(&se, s)) write_search_html(f, &se, s);
     fprintf(f, "<section>\n<h2>Provenance</h2>\n<dl>\n");
     const char *pairs[][2] = {{"store", store_name},         {"study", s->study},
                               {"spec hash", s->spec_hash},   {"petal version (store)", s->version},
@@ -925,6 +1114,12 @@ int report_write(FILE *f, report_format fmt, const report_table *tabs, int n, ch
             if (k) fputc('\n', f);
             if (fmt == FORMAT_MD) write_md(f, &tabs[k]);
             else write_tex(f, &tabs[k]);
+        }
+        report_search se;
+        if (report_search_summary(&se, store)) {
+            fputc('\n', f);
+            if (fmt == FORMAT_MD) write_search_md(f, &se, store);
+            else write_search_tex(f, &se, store);
         }
     }
     return ferror(f) ? PETAL_EFAIL : PETAL_OK;

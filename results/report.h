@@ -76,9 +76,47 @@ int report_build(report_table **out, int *n, const results_table *t, const char 
                  const report_query *q, petal_err *err);
 void report_tables_free(report_table *tabs, int n);
 
-// The tables in one format. md, csv, tex: tables only. html: one page with
-// the tables, each table's figure (inline SVG, when figs[i] is not NULL),
-// the spec and the store's provenance.
+// ---- the search: what early stopping spent and found -----------------------------------
+// A store whose sweep had `early_stop:` (its early_stop attribute is not
+// "none") gets a "Search" section: the rule, the epochs trained (epochs_spent)
+// against the full grid's (every trial's max_epochs x folds), the trials done /
+// paused / stopped early / promoted, each rung's counts, and the best
+// best_valid_acc of the done trials. Always over the whole store (--where
+// narrows the tables, not the search).
+#define REPORT_MAX_RUNGS 32
+typedef struct {
+    long long epoch;  // min_epochs * eta^k
+    int reached;      // trials whose history reaches this epoch (below their max_epochs)
+    int promoted;     // went on from it (ASHA promoted, median continued), or were let go on
+    int paused;       // left paused here (ASHA)
+    int stopped;      // stopped here for good (median rule)
+} report_rung;
+
+typedef struct {
+    char rule[96];              // the early_stop attribute, "asha min_epochs=1 eta=3"
+    int asha;                   // 1 ASHA, 0 the median rule
+    int min_epochs, eta;        // parsed from rule (0: the rule did not parse; no rungs then)
+    long long spent;            // epochs trained, every fold, each once (epochs_spent)
+    long long full;             // the full grid's: max_epochs x folds summed over every trial
+    int full_lower;             // full is a lower bound (a trial not started on dataset.fold=all)
+    long long rmin, rmax;       // the trials' max_epochs (the full budget), smallest and largest
+    int trials, done, paused, stopped, promoted, in_progress, failed;
+    int nrungs;
+    report_rung rungs[REPORT_MAX_RUNGS];
+    int best;                   // row of the done trial with the best best_valid_acc (ties: the
+                                // smallest id), -1 when no trial is done
+    int best_ties;              // other done trials with exactly that value
+    char best_settings[1024];   // its settings that vary between the store's trials, "k=v k=v"
+} report_search;
+
+// Fills *s from a store; 1 when the store's sweep had early stopping, 0 when
+// not (a plain grid or sampled search, or a store from before early stopping).
+int report_search_summary(report_search *s, const results_table *t);
+
+// The tables in one format. md, csv, tex: tables only, then the Search
+// section (md, tex) when the store has early stopping; csv stays one line per
+// cell. html: one page with the tables, each table's figure (inline SVG, when
+// figs[i] is not NULL), the Search section, the spec and the store's provenance.
 int report_write(FILE *f, report_format fmt, const report_table *tabs, int n, char *const *figs,
                  const results_table *store, const char *store_name);
 

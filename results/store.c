@@ -488,6 +488,8 @@ int results_table_read(results_table *t, const char *run, petal_err *err) {
     t->spec_hash = h5_get_str(f, "spec_hash"), t->version = h5_get_str(f, "petal_version");
     t->libraries = h5_get_str(f, "libraries"), t->host = h5_get_str(f, "host");
     t->created = h5_get_str(f, "created"), t->updated = h5_get_str(f, "updated");
+    t->early_stop = h5_get_str(f, "early_stop");
+    if (h5_get_attr(f, "epochs_spent", H5T_NATIVE_LLONG, &t->epochs_spent)) t->epochs_spent = -1;
     // the memory type: results_row's fields, matched by name
     hid_t mt = H5Tcreate(H5T_COMPOUND, sizeof(results_row));
     hid_t vs = H5Tcopy(H5T_C_S1);
@@ -521,6 +523,7 @@ int results_table_read(results_table *t, const char *run, petal_err *err) {
     NUM(peak_rss_mib, H5T_NATIVE_DOUBLE), NUM(best_epoch, H5T_NATIVE_LLONG);
     NUM(epochs, H5T_NATIVE_LLONG), NUM(folds, H5T_NATIVE_LLONG), NUM(trainable, H5T_NATIVE_LLONG);
     NUM(total, H5T_NATIVE_LLONG), NUM(attempts, H5T_NATIVE_LLONG), NUM(epochs_budget, H5T_NATIVE_LLONG);
+    NUM(rung, H5T_NATIVE_LLONG), NUM(max_epochs, H5T_NATIVE_LLONG);
     H5Tinsert(mt, "error", HOFFSET(results_row, error), vs);
     H5Tinsert(mt, "config", HOFFSET(results_row, config), vs);
 #undef STR
@@ -531,6 +534,8 @@ int results_table_read(results_table *t, const char *run, petal_err *err) {
     if (n >= 0) {
         t->rows = petal_calloc((size_t)(n ? n : 1), sizeof *t->rows);
         t->n = (int)n;
+        // members the file lacks (a store from before early stopping) keep these
+        for (hssize_t i = 0; i < n; i++) t->rows[i].rung = -1;
     }
     if (n < 0 || (n && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->rows) < 0))
         st = petal_fail(err, PETAL_EINPUT, "%s: the /trials table is missing or unreadable", path);
@@ -549,6 +554,6 @@ void results_table_free(results_table *t) {
     for (int i = 0; i < t->n; i++) free(t->rows[i].error), free(t->rows[i].config);
     free(t->rows);
     free(t->study), free(t->spec), free(t->spec_hash), free(t->version), free(t->libraries);
-    free(t->host), free(t->created), free(t->updated);
+    free(t->host), free(t->created), free(t->updated), free(t->early_stop);
     memset(t, 0, sizeof *t);
 }

@@ -85,6 +85,7 @@ typedef struct {
     char id[SWEEP_ID_LEN + 1], status[12], method[32], label[128], decision[16];
     double test_acc, test_acc_std, best_valid_acc, seconds, peak_rss_mib;
     long long best_epoch, epochs, folds, trainable, total, attempts, epochs_budget;
+    long long rung, max_epochs;  // early stopping (above); -1 and 0 in a store without the columns
     char *error, *config;  // owned
     char host[64], version[64], finished_at[32];
 } results_row;
@@ -93,6 +94,8 @@ typedef struct {
     results_row *rows;
     int n;
     char *study, *spec, *spec_hash, *version, *libraries, *host, *created, *updated;
+    char *early_stop;          // the attribute ("none", "asha min_epochs=1 eta=3", ...); NULL when absent
+    long long epochs_spent;    // the attribute; -1 when absent
 } results_table;
 
 // Reads RUN/results.h5 (a store of another format version, a missing or

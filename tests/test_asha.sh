@@ -200,6 +200,113 @@ EOF
 py=$?  # before the message's \$(...) runs
 check '[ $py = 0 ]' "decisions in results.h5 (status, decision, epochs_budget, rung, history): $(tail -2 "$T/err")"
 
+# ---- petal report's Search section: its numbers against the store's, computed here -----
+# From results.h5 alone (h5py): the epochs trained are the /history rows (one per
+# fold epoch), the full grid's every trial's max_epochs x folds; the counts from
+# status, decision and epochs; rung r reached by epochs >= r, gone on from by
+# epochs > r or a promotion not run yet; the best the best_valid_acc of the done
+# trials (ties: the smallest id), its varying settings from the typed columns.
+# The md, html and tex sections must say the same.
+cat >"$T/search.py" <<'EOF'
+import sys, re, h5py, html.parser
+run, rungs, mdf, htf, texf = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], sys.argv[3], sys.argv[4], sys.argv[5]
+f = h5py.File(run + "/results.h5"); t = f["/trials"][()]
+s = lambda r, k: r[k].decode()
+rule = f.attrs["early_stop"].decode(); asha = rule.startswith("asha")
+spent = len(f["/history"])
+full = sum(int(r["max_epochs"]) * int(r["folds"]) for r in t)
+done = [r for r in t if s(r, "status") == "done"]
+paused = sum(s(r, "status") == "paused" and s(r, "decision") == "paused" for r in t)
+stopped = sum(s(r, "decision") == "stopped" for r in t)
+go = lambda r, e: r["epochs"] > e or (r["epochs"] == e and s(r, "decision") in ("promoted", "continued"))
+promoted = sum(go(r, rungs[0]) for r in t)
+want_rungs = [(e, sum(r["epochs"] >= e for r in t), sum(go(r, e) for r in t),
+               sum(r["epochs"] == e and s(r, "status") == "paused" and s(r, "decision") == "paused" for r in t),
+               sum(r["epochs"] == e and s(r, "decision") == "stopped" for r in t)) for e in rungs]
+bv = max(r["best_valid_acc"] for r in done)
+best = min((r for r in done if r["best_valid_acc"] == bv), key=lambda r: s(r, "id"))
+ties = sum(r["best_valid_acc"] == bv for r in done) - 1
+fixed = set("id status method label test_acc test_acc_std best_valid_acc best_epoch epochs folds seconds trainable total "
+            "peak_rss_mib attempts epochs_budget decision error config host petal_version finished_at rung max_epochs".split())
+want_set = set()
+for k in t.dtype.names:
+    v = best[k]
+    if k in fixed or (isinstance(v, bytes) and not v) or (not isinstance(v, bytes) and (v == -1 or v != v)): continue
+    want_set.add("%s=%s" % (k, v.decode() if isinstance(v, bytes) else v))
+md = open(mdf).read()
+sec = md[md.index("### Search (early stopping)"):]
+val = dict(re.findall(r"^- \*\*([^*]+)\*\*: (.*)$", sec, re.M))
+assert list(val) == ["early stopping", "epochs trained", "trials", "rungs", "best valid accuracy"], list(val)
+assert val["early stopping"].startswith(rule + " (rungs at %s epochs" % ", ".join(map(str, rungs))), val
+m = re.fullmatch(r"([\d,]+) of the full grid's ([\d,]+) \(([\d.]+)%; ([\d.]+)% saved\)", val["epochs trained"])
+assert m and int(m[1].replace(",", "")) == spent == f.attrs["epochs_spent"] and int(m[2].replace(",", "")) == full, \
+    (val["epochs trained"], spent, full)
+assert m[3] == "%.1f" % (100 * spent / full) and m[4] == "%.1f" % (100 - 100 * spent / full), m.groups()
+m = re.fullmatch(r"(\d+): (\d+) done, (\d+) paused, (\d+) stopped early, (\d+) (promoted at least once|continued past a rung)",
+                 val["trials"])
+want = [len(t), len(done), paused, stopped, promoted]
+assert m and [int(x) for x in m.groups()[:5]] == want, (val["trials"], want)
+word = "promoted" if asha else "continued"
+got = [tuple(int(x or 0) for x in g) for g in
+       re.findall(r"epoch (\d+): (\d+) reached, (\d+) %s(?:, (\d+) paused)?(?:, (\d+) stopped)?" % word, val["rungs"])]
+assert got == want_rungs, (got, want_rungs)
+m = re.fullmatch(r"([\d.]+)% by trial ([0-9a-f]{16}) \((.*?)(?:; (.*))?\), test accuracy ([\d.]+)%(?:; (\d+) more done trials? tie)?",
+                 val["best valid accuracy"])
+assert m and m[1] == "%.2f" % (100 * bv) and m[2] == s(best, "id") and m[3] == s(best, "label"), \
+    (val["best valid accuracy"], s(best, "id"), s(best, "label"))
+assert set((m[4] or "").split()) == want_set and m[5] == "%.2f" % (100 * best["test_acc"]) and int(m[6] or 0) == ties, \
+    (m.groups(), want_set, ties)
+# html: a <dl> in section#search with the same lines
+class P(html.parser.HTMLParser):
+    def __init__(p): super().__init__(); p.on = False; p.cur = None; p.kv = []; p.buf = ""
+    def handle_starttag(p, tag, a):
+        if tag == "section": p.on = dict(a).get("id") == "search"
+        if p.on and tag in ("dt", "dd"): p.cur = tag; p.buf = ""
+    def handle_endtag(p, tag):
+        if p.on and tag == p.cur: p.kv.append(p.buf); p.cur = None
+        if tag == "section": p.on = False
+    def handle_data(p, d):
+        if p.cur: p.buf += d
+p = P(); p.feed(open(htf).read())
+assert dict(zip(p.kv[::2], p.kv[1::2])) == val, (p.kv, val)
+# tex: a booktabs table of the same lines, two columns a row
+tex = open(texf).read(); tex = tex[tex.index("% petal report (booktabs): Search"):]
+rows = [l[:-3] for l in tex.splitlines() if l.endswith(" \\\\")]
+assert rows and all(r.count(" & ") == 1 for r in rows), rows
+untex = lambda x: x.replace("\\%", "%").replace("\\_", "_").replace("--", "–")
+assert {untex(k): untex(v) for k, v in (r.split(" & ") for r in rows)} == val, rows
+print("ok: %s" % "; ".join("%s: %s" % kv for kv in val.items()))
+EOF
+search_ok() { # RUN rungs -> the report's Search section in md, html and tex against h5py
+  $P report "$1" >"$T/s.md" && $P report "$1" --out "$T/s.html" && $P report "$1" --format tex >"$T/s.tex" &&
+    $PY "$T/search.py" "$1" "$2" "$T/s.md" "$T/s.html" "$T/s.tex"
+}
+search_ok "$T/asha" 1,3,9 >"$T/out" 2>&1; rc=$?
+check '[ $rc = 0 ]' "ASHA store: petal report's Search section = the store's numbers (rc $rc): $(tail -3 "$T/out")"
+search_ok "$T/median" 1,3,9 >"$T/out" 2>&1; rc=$?
+check '[ $rc = 0 ]' "median store: petal report's Search section = the store's numbers (rc $rc): $(tail -3 "$T/out")"
+$P report "$T/grid" >"$T/g.md" 2>&1; rc=$?
+$P report "$T/grid" --out "$T/g.html" 2>&1; rc2=$?
+$P report "$T/grid" --format tex >"$T/g.tex" 2>&1; rc3=$?
+check '[ $rc$rc2$rc3 = 000 ] && ! grep -q "Search\|epochs trained" "$T/g.md" "$T/g.html" "$T/g.tex"' \
+  "a plain grid's report has no Search section (rc $rc $rc2 $rc3)"
+$P report "$T/asha" --format csv >"$T/a.csv" 2>&1; rc=$?
+$P report "$T/grid" --format csv >"$T/g.csv" 2>&1; rc2=$?
+check '[ $rc$rc2 = 00 ] && ! grep -q "Search\|epochs trained" "$T/a.csv" && [ "$(head -1 "$T/a.csv")" = "$(head -1 "$T/g.csv")" ]' \
+  "csv stays one line per cell with early stopping (rc $rc $rc2)"
+# before any trial runs to its full budget an ASHA sweep already has news: the
+# report shows every cell unfinished and the search's progress, not "nothing to report"
+cp -r "$T/asha" "$T/midway"
+$PY - "$T/midway" <<'EOF'
+import h5py, sys
+with h5py.File(sys.argv[1] + "/results.h5", "r+") as f:
+    t = f["trials"][()]; t["status"][t["status"] == b"done"] = b"running"; f["trials"][...] = t
+EOF
+$P report "$T/midway" >"$T/mid.md" 2>"$T/err"; rc=$?
+check '[ $rc = 0 ] && grep -q "(27 unfinished) |$" "$T/mid.md" && grep -q "trials\*\*: 27: 0 done, .* in progress$" "$T/mid.md" &&
+  grep -q "best valid accuracy\*\*: none yet" "$T/mid.md"' \
+  "an ASHA store with no trial done yet is reported with its search's progress (rc $rc): $(cat "$T/err") $(grep trials "$T/mid.md")"
+
 # ---- kill -9 during an ASHA sweep, rerun: the same decisions and store -----------------
 # ~100 epochs of 0.05 s: the kills (3.4 s in all) land before the sweep can end
 SECS=0.05 drills "early_stop: {kind: asha, min_epochs: 1, eta: 3}" >"$T/k.yaml"
@@ -294,6 +401,9 @@ assert any(i.decode() + " promoted from its pause" in out for i in done), "no fi
 EOF
 check '[ $rc1 = 0 ] && [ $rc2 = 0 ] && grep -q "^ok" "$T/cmp"' \
   "real ASHA sweep: promoted trials equal unpaused ones bit for bit (rc $rc1 $rc2): $(tail -3 "$T/cmp")"
+search_ok "$T/rasha" 1,2,4 >"$T/out" 2>&1; rc=$?
+check '[ $rc = 0 ] && grep -q "; lora.rank=4 train.seed=1)" "$T/out"' \
+  "real ASHA store: the Search section = the store's numbers, the best trial's settings (rc $rc): $(tail -3 "$T/out")"
 
 echo "asha: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
