@@ -222,7 +222,10 @@ int config_read_yaml(config_kv *kv, const char *path, petal_err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return petal_fail(err, PETAL_EINPUT, "%s: cannot open", path);
     reader r = {.path = path, .err = err};
-    yaml_parser_initialize(&r.p);
+    if (!yaml_parser_initialize(&r.p)) {
+        fclose(f);
+        return petal_fail(err, PETAL_EFAIL, "%s: libyaml: out of memory", path);
+    }
     yaml_parser_set_input_file(&r.p, f);
     int nkeys = 0, st = read_document(&r, kv, &nkeys);
     yaml_parser_delete(&r.p);
@@ -235,7 +238,7 @@ int config_read_yaml(config_kv *kv, const char *path, petal_err *err) {
 
 int config_parse_yaml(config_kv *kv, const char *text, const char *name, petal_err *err) {
     reader r = {.path = name, .err = err};
-    yaml_parser_initialize(&r.p);
+    if (!yaml_parser_initialize(&r.p)) return petal_fail(err, PETAL_EFAIL, "%s: libyaml: out of memory", name);
     yaml_parser_set_input_string(&r.p, (const unsigned char *)text, strlen(text));
     int nkeys = 0, st = read_document(&r, kv, &nkeys);
     yaml_parser_delete(&r.p);

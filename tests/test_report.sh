@@ -17,7 +17,7 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 check() { if eval "$1"; then ok; else bad "$2"; fi; }
 
-build/tests/test_report --make-store "$T" || { echo "FAIL: cannot make the stores"; exit 1; }
+"${PETAL_BUILD:-build}"/tests/test_report --make-store "$T" || { echo "FAIL: cannot make the stores"; exit 1; }
 K=$T/known G=$T/grids
 
 # ---- Markdown: the known numbers ------------------------------------------------------
