@@ -142,7 +142,7 @@ install: petal
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/petal/docs/
 	$(if $(wildcard sweeps/*.yaml),install -m 644 $(wildcard sweeps/*.yaml) $(DESTDIR)$(PREFIX)/share/petal/sweeps/)
 
-# libFuzzer targets (tests/fuzz/): the core built with clang, coverage, ASan
+# libFuzzer targets (tests/fuzz/): the core and the spec parser built with clang, coverage, ASan
 # and UBSan into build/fuzz; `make fuzz FUZZ_SECONDS=N` runs each for N seconds.
 FUZZ_SECONDS ?= 60
 FUZZCC    := clang
@@ -150,11 +150,11 @@ FUZZFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -Wall -Wno-unknown-pragmas \
              -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              $(shell $(BLAS_PC) --cflags openblas 2>/dev/null) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-FUZZOBJ   := $(wildcard core/*.c)
+FUZZOBJ   := $(wildcard core/*.c) sweeps/spec.c
 FUZZOBJ   := $(FUZZOBJ:%.c=build/fuzz/%.o)
 FUZZBIN   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build/fuzz/%.o: %.c $(wildcard core/*.h)
+build/fuzz/%.o: %.c $(wildcard core/*.h sweeps/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC $<"
 	@$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<

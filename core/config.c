@@ -181,9 +181,11 @@ static int read_mapping(reader *r, config_kv *kv, config_kv *seen, int *nkeys) {
                                   col, CONFIG_DEPTH_MAX);
             plen[++depth] = (int)strlen(key);
         } else {
+            int alias = ev.type == YAML_ALIAS_EVENT;
             yaml_event_delete(&ev);
             return petal_fail(r->err, PETAL_EINPUT,
-                              "%s:%d:%d: '%s' must be a single value (lists are sweep axes)",
+                              alias ? "%s:%d:%d: '%s': aliases (*name) are not read in trial files; write the value"
+                                    : "%s:%d:%d: '%s' must be a single value (lists are sweep axes)",
                               r->path, line, col, key);
         }
     }

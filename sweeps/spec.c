@@ -628,7 +628,28 @@ static int expand_entry(expander *x, const method_entry *me) {
     while (hcap < 4 * (size_t)points) hcap *= 2;
     uint64_t *seen = petal_calloc(nrange ? hcap : 1, sizeof *seen);
     int *idx = petal_calloc((size_t)(nlist ? nlist : 1), sizeof *idx);
-    for (long p = 0; !st && kept < points && p < max_draws; p++) {
+    // The distinct value combinations the ranges hold (num and log: unbounded).
+    // Once every one is kept, further draws can only repeat them: stopping
+    // then keeps exactly the points the 100 n + 1000 draws would, without
+    // drawing millions more (sample.n 100000 over {int: [1, 2]}).
+    double combos = 1;
+    for (int k = 0; k < nrange; k++) {
+        const axis *a = ax[nlist + k];
+        if (a->range == R_INT || a->range == R_LOG_INT) {
+            combos *= a->hi - a->lo + 1;
+        } else if (a->range == R_CHOICE && a->n <= 1000) {
+            int distinct = 0;
+            for (int i = 0; i < a->n; i++) {
+                int j = 0;
+                while (j < i && strcmp(a->v[j].value, a->v[i].value)) j++;
+                distinct += j == i;
+            }
+            combos *= distinct;
+        } else {
+            combos = INFINITY;
+        }
+    }
+    for (long p = 0; !st && kept < points && p < max_draws && kept < combos; p++) {
         if (q) {
             gsl_qrng_get(q, u);
             for (int k = 0; k < nrange; k++) u[k] = fmod(u[k] + shift[k], 1.0);
@@ -807,7 +828,24 @@ int sweep_spec_parse(sweep_spec *s, const char *text, const char *name, petal_er
         sweep_spec_free(s);
         return st;
     }
+    // One document per spec: a second one (after ---) would be ignored silently.
+    yaml_document_t more;
+    if (!yaml_parser_load(&p, &more)) {
+        st = petal_fail(err, PETAL_EINPUT, "%s:%zu:%zu: %s%s%s", name, p.problem_mark.line + 1,
+                        p.problem_mark.column + 1, p.problem ? p.problem : "malformed YAML",
+                        p.context ? " " : "", p.context ? p.context : "");
+    } else {
+        if (yaml_document_get_root_node(&more))
+            st = petal_fail(err, PETAL_EINPUT, "%s:%zu:%zu: a second YAML document: a spec is one document",
+                            name, more.start_mark.line + 1, more.start_mark.column + 1);
+        yaml_document_delete(&more);
+    }
     yaml_parser_delete(&p);
+    if (st) {
+        yaml_document_delete(&c.doc);
+        sweep_spec_free(s);
+        return st;
+    }
     yaml_node_t *root = yaml_document_get_root_node(&c.doc);
     if (!root || root->type != YAML_MAPPING_NODE) {
         st = petal_fail(err, PETAL_EINPUT, "%s:1:1: a sweep spec is a mapping (study, base, grid, ...)%s",

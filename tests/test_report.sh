@@ -278,7 +278,7 @@ bad_input() { # expected-fragment args...
   if [ $rc = 2 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -qF -- "$want" "$T/err" && [ ! -s "$T/out" ]; then ok
   else bad "report $*: rc $rc, want 2 and one line with '$want': $(cat "$T/err")"; fi
 }
-bad_input "results.h5: a results store of another petal version" "$T/old"
+bad_input "results.h5: a results store of format 'petal-results 0' (this petal reads 'petal-results 1')" "$T/old"
 bad_input "the store holds no trials" "$T/empty"
 bad_input "no trial has finished yet" "$T/waiting"
 bad_input "--where method=full: no trial of $K/results.h5 matches (method takes 'linear', 'lora', 'adapter_pfeiffer' there)" "$K" --where method=full
