@@ -285,6 +285,19 @@ static int read_axes(axis **axes, int *naxes, spec_ctx *c, yaml_node_t *m, const
     return PETAL_OK;
 }
 
+// The value of mapping m's `method` key in *out (NULL without one). libyaml
+// keeps a key given twice: that is an error here, as for every other key.
+static int method_key(yaml_node_t **out, spec_ctx *c, yaml_node_t *m) {
+    *out = NULL;
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key);
+        if (k->type != YAML_SCALAR_NODE || strcmp((const char *)k->data.scalar.value, "method")) continue;
+        if (*out) return fail_at(c, k, "method is given twice");
+        *out = node(c, p->value);
+    }
+    return PETAL_OK;
+}
+
 static int read_method_entries(spec_ctx *c, yaml_node_t *mn) {
     int n = mn->type == YAML_SEQUENCE_NODE ? (int)(mn->data.sequence.items.top - mn->data.sequence.items.start) : 1;
     if (n == 0) return fail_at(c, mn, "method: empty axis (give at least one method)");
@@ -300,12 +313,8 @@ static int read_method_entries(spec_ctx *c, yaml_node_t *mn) {
             st = check_value(c, "method", name, en);
             if (!st) set_at(&me->fixed, c, "method", name, en);
         } else if (en->type == YAML_MAPPING_NODE) {
-            yaml_node_t *nn = NULL;
-            for (yaml_node_pair_t *p = en->data.mapping.pairs.start; p < en->data.mapping.pairs.top; p++) {
-                yaml_node_t *k = node(c, p->key);
-                if (k->type == YAML_SCALAR_NODE && !strcmp((const char *)k->data.scalar.value, "method"))
-                    nn = node(c, p->value);
-            }
+            yaml_node_t *nn;
+            if ((st = method_key(&nn, c, en))) return st;
             if (!nn) return fail_at(c, en, "a method entry needs `method: NAME`");
             if ((st = scalar_text(&name, c, nn))) return st;
             st = check_value(c, "method", name, nn);
@@ -364,15 +373,13 @@ static int read_rules(config_kv **rules, int **lines, int **cols, int *nrules, s
             free(alt);
         }
         // a `method` key in an exclude rule is a plain setting here
-        for (yaml_node_pair_t *p = m->data.mapping.pairs.start; !st && p < m->data.mapping.pairs.top; p++) {
-            yaml_node_t *k = node(c, p->key);
-            if (k->type == YAML_SCALAR_NODE && !strcmp((const char *)k->data.scalar.value, "method")) {
-                char *text;
-                if (!(st = scalar_text(&text, c, node(c, p->value)))) {
-                    if (!(st = check_value(c, "method", text, node(c, p->value))))
-                        set_at(&(*rules)[i], c, "method", text, node(c, p->value));
-                    free(text);
-                }
+        yaml_node_t *mv = NULL;
+        if (!st) st = method_key(&mv, c, m);
+        if (!st && mv) {
+            char *text;
+            if (!(st = scalar_text(&text, c, mv))) {
+                if (!(st = check_value(c, "method", text, mv))) set_at(&(*rules)[i], c, "method", text, mv);
+                free(text);
             }
         }
         for (int a = 0; a < nax; a++) axis_free(&ax[a]);
@@ -777,8 +784,8 @@ static void find_varying(sweep_spec *s) {
         for (int t = 0; t < s->n && !differ; t++) {
             const char *v = config_get(&s->trials[t].kv, key);
             v = v ? setting_normalize(b1, sizeof b1, key, v) : "";
-            if (!t) {
-                first = strcpy(b2, v);
+            if (!t) {  // a normalized number lives in b1, reused below; text stays in the trial
+                first = v == b1 ? strcpy(b2, v) : v;
                 continue;
             }
             differ = strcmp(first, v) != 0;
@@ -897,11 +904,9 @@ int sweep_spec_parse(sweep_spec *s, const char *text, const char *name, petal_er
     }
     if (!st && grid) {
         st = read_axes(&c.axes, &c.naxes, &c, grid, "", 0, NULL);
-        for (yaml_node_pair_t *q = grid->data.mapping.pairs.start; !st && q < grid->data.mapping.pairs.top; q++) {
-            yaml_node_t *kn = node(&c, q->key);
-            if (kn->type == YAML_SCALAR_NODE && !strcmp((const char *)kn->data.scalar.value, "method"))
-                st = read_method_entries(&c, node(&c, q->value));
-        }
+        yaml_node_t *methods = NULL;
+        if (!st) st = method_key(&methods, &c, grid);
+        if (!st && methods) st = read_method_entries(&c, methods);
     }
     for (int i = 0; !st && i < c.naxes; i++)
         if (config_find(&c.base, c.axes[i].key))
