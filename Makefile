@@ -19,31 +19,39 @@ CFLAGS  ?= -O3 -march=native
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -g -I. \
            $(shell $(BLAS_PC) --cflags openblas 2>/dev/null) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# Objects, libraries and test binaries go to $(B): build/ for the plain build,
+# build/san/ for SAN=1, so switching between the two relinks ./petal instead
+# of recompiling everything (tests/run.sh reads PETAL_BUILD=$(B)).
+B := build
 # make test SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer on everything
 # (any report fails the test that triggered it; see README "Reliability").
 ifeq ($(SAN),1)
+B := build/san
 override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
                    -fno-sanitize-recover=undefined -Wno-error=format-truncation
 # (-fsanitize changes GCC's value ranges: format-truncation then warns where the
 # plain build, which keeps it an error, does not; here it stays a warning.)
 endif
-# The flags every object was built with: changing them (SAN=1 or not, CFLAGS=...)
-# rebuilds everything instead of linking objects of two builds together.
-FLAGSTAMP := build/.flags
-$(shell mkdir -p build; echo '$(CC) $(CFLAGS)' | cmp -s - $(FLAGSTAMP) || echo '$(CC) $(CFLAGS)' >$(FLAGSTAMP))
+# The flags every object of $(B) was built with: changing them (CFLAGS=...)
+# rebuilds $(B) instead of linking objects of two builds together. ./petal
+# remembers which build it was linked from (build/.petal-from) and is relinked
+# when that changes.
+FLAGSTAMP := $(B)/.flags
+$(shell mkdir -p $(B); echo '$(CC) $(CFLAGS)' | cmp -s - $(FLAGSTAMP) || echo '$(CC) $(CFLAGS)' >$(FLAGSTAMP))
+$(shell echo '$(B)' | cmp -s - build/.petal-from || echo '$(B)' >build/.petal-from)
 LDLIBS  := -lgsl $(shell $(BLAS_PC) --libs openblas 2>/dev/null) -Wl,-rpath,$(BLASDIR) \
            $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lm
 PYTHON  := /usr/bin/python3
 
 LIBSRC  := $(wildcard core/*.c worker/*.c coordinator/*.c sweeps/*.c results/*.c) \
            $(filter-out cmd/main.c,$(wildcard cmd/*.c))
-LIBOBJ  := $(LIBSRC:%.c=build/%.o)
+LIBOBJ  := $(LIBSRC:%.c=$(B)/%.o)
 TESTSRC := $(wildcard tests/test_*.c)
-TESTBIN := $(TESTSRC:tests/%.c=build/tests/%)
+TESTBIN := $(TESTSRC:tests/%.c=$(B)/tests/%)
 # The canary: the same core built with one backward deliberately broken; the
 # gradient check must fail on it (proves the check can fail).
-CANARYOBJ := $(LIBOBJ:build/%=build/canary/%)
-CANARYBIN := build/canary/test_gradcheck build/canary/test_fixtures
+CANARYOBJ := $(LIBOBJ:$(B)/%=$(B)/canary/%)
+CANARYBIN := $(B)/canary/test_gradcheck $(B)/canary/test_fixtures
 
 .PHONY: all deps test demo bench bench-asha fixtures clean chaos install fuzz valgrind
 all: deps petal
@@ -51,15 +59,15 @@ all: deps petal
 deps:
 	@bash tools/deps.sh
 
-petal: build/cmd/main.o build/libpetal.a
+petal: $(B)/cmd/main.o $(B)/libpetal.a build/.petal-from
 	@echo "  LD $@"
-	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(CFLAGS) -o $@ $(B)/cmd/main.o $(B)/libpetal.a $(LDLIBS)
 
-build/libpetal.a: $(LIBOBJ)
+$(B)/libpetal.a: $(LIBOBJ)
 	@rm -f $@
 	@ar rcs $@ $^
 
-build/canary/libpetal.a: $(CANARYOBJ)
+$(B)/canary/libpetal.a: $(CANARYOBJ)
 	@rm -f $@
 	@ar rcs $@ $^
 
@@ -69,32 +77,32 @@ GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 build/git-commit: FORCE
 	@mkdir -p build
 	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
-build/core/version.o: build/git-commit
-build/core/version.o: override CFLAGS += -DPETAL_GIT='"$(GIT_COMMIT)"'
+$(B)/core/version.o: build/git-commit
+$(B)/core/version.o: override CFLAGS += -DPETAL_GIT='"$(GIT_COMMIT)"'
 .PHONY: FORCE
 FORCE:
 
-build/%.o: %.c $(wildcard core/*.h */*.h) $(FLAGSTAMP)
+$(B)/%.o: %.c $(wildcard core/*.h */*.h) $(FLAGSTAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
-build/canary/%.o: %.c $(wildcard core/*.h */*.h) $(FLAGSTAMP)
+$(B)/canary/%.o: %.c $(wildcard core/*.h */*.h) $(FLAGSTAMP)
 	@mkdir -p $(dir $@)
 	@$(CC) $(CFLAGS) -DPETAL_CANARY -c -o $@ $<
 
-build/tests/%: tests/%.c tests/check.h build/libpetal.a $(FLAGSTAMP)
+$(B)/tests/%: tests/%.c tests/check.h $(B)/libpetal.a $(FLAGSTAMP)
 	@mkdir -p $(dir $@)
 	@echo "  LD $@"
-	@$(CC) $(CFLAGS) -o $@ $< build/libpetal.a $(LDLIBS)
+	@$(CC) $(CFLAGS) -o $@ $< $(B)/libpetal.a $(LDLIBS)
 
-build/canary/test_%: tests/test_%.c tests/check.h build/canary/libpetal.a $(FLAGSTAMP)
+$(B)/canary/test_%: tests/test_%.c tests/check.h $(B)/canary/libpetal.a $(FLAGSTAMP)
 	@mkdir -p $(dir $@)
-	@$(CC) $(CFLAGS) -DPETAL_CANARY -o $@ $< build/canary/libpetal.a $(LDLIBS)
+	@$(CC) $(CFLAGS) -DPETAL_CANARY -o $@ $< $(B)/canary/libpetal.a $(LDLIBS)
 
 test: deps
-	@$(MAKE) --no-print-directory petal $(TESTBIN) $(CANARYBIN) build/tests/h5poke
-	@bash tests/run.sh
+	@$(MAKE) --no-print-directory petal $(TESTBIN) $(CANARYBIN) $(B)/tests/h5poke
+	@PETAL_BUILD=$(B) bash tests/run.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory petal
@@ -134,7 +142,7 @@ install: petal
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/petal/docs/
 	$(if $(wildcard sweeps/*.yaml),install -m 644 $(wildcard sweeps/*.yaml) $(DESTDIR)$(PREFIX)/share/petal/sweeps/)
 
-# libFuzzer targets (tests/fuzz/): the core built with clang, coverage, ASan
+# libFuzzer targets (tests/fuzz/): the core and the spec parser built with clang, coverage, ASan
 # and UBSan into build/fuzz; `make fuzz FUZZ_SECONDS=N` runs each for N seconds.
 FUZZ_SECONDS ?= 60
 FUZZCC    := clang
@@ -142,11 +150,11 @@ FUZZFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -Wall -Wno-unknown-pragmas \
              -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              $(shell $(BLAS_PC) --cflags openblas 2>/dev/null) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-FUZZOBJ   := $(wildcard core/*.c)
+FUZZOBJ   := $(wildcard core/*.c) sweeps/spec.c
 FUZZOBJ   := $(FUZZOBJ:%.c=build/fuzz/%.o)
 FUZZBIN   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build/fuzz/%.o: %.c $(wildcard core/*.h)
+build/fuzz/%.o: %.c $(wildcard core/*.h sweeps/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC $<"
 	@$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
@@ -166,12 +174,12 @@ fuzz: deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
 
 # valgrind memcheck on the core unit tests. valgrind 3.19 cannot run AVX-512,
-# so this builds without -march=native (the flags stamp rebuilds everything).
+# so this builds without -march=native, in build/valgrind (the plain build stays).
 VALGRIND_TESTS ?= test_settings test_audio test_fbank test_featcache test_dataset test_import
 valgrind: deps
 	@command -v valgrind >/dev/null || bash tools/deps.sh --valgrind
-	@$(MAKE) --no-print-directory CFLAGS="-O1" $(VALGRIND_TESTS:%=build/tests/%)
-	@bash tests/valgrind.sh $(VALGRIND_TESTS)
+	@$(MAKE) --no-print-directory CFLAGS="-O1" B=build/valgrind $(VALGRIND_TESTS:%=build/valgrind/tests/%)
+	@PETAL_BUILD=build/valgrind bash tests/valgrind.sh $(VALGRIND_TESTS)
 
 clean:
 	rm -rf build petal

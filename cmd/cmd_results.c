@@ -6,6 +6,7 @@
 
 #include "cmd/args.h"
 #include "cmd/cmd.h"
+#include "coordinator/preflight.h"
 #include "results/store.h"
 #include "sweeps/spec.h"
 
@@ -30,6 +31,12 @@ static int check(const char *run) {
     if (st) {
         fprintf(stderr, "petal results check: %s (is %s a sweep's RUN folder?)\n", err.msg, run);
         return 2;
+    }
+    // a results.h5 of another format is not replaced (its notes: the message below)
+    if ((st = coord_preflight_run(run, NULL, &err))) {
+        fprintf(stderr, "petal results check: %s\n", err.msg);
+        sweep_spec_free(&spec);
+        return st;
     }
     results_table old;
     int have_old = !results_table_read(&old, run, &err);

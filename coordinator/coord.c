@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "coordinator/early.h"
+#include "coordinator/preflight.h"
 #include "core/backbone.h"
 #include "core/settings.h"
 #include "core/trial.h"
@@ -114,7 +115,8 @@ static void varying_text(char *out, size_t n, const sweep_spec *s, const sweep_t
 
 int coord_run(const sweep_spec *spec, executor *ex, const coord_opts *o, petal_err *err) {
     results_store store;
-    int st = results_store_open(&store, o->run, spec, o->nshards > 0, &o->notes, err);
+    int st = coord_preflight(spec, o->run, &o->notes, err);  // RUN and the trials' paths, before any write
+    if (!st) st = results_store_open(&store, o->run, spec, o->nshards > 0, &o->notes, err);
     if (st) return st;
     int n = spec->n, nq = 0, qhead = 0, ncont = 0;
     size_t nn = (size_t)(n ? n : 1);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -137,6 +138,27 @@ double petal_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int petal_creatable(const char *path, const char *what, petal_err *err) {
+    char dir[4096];
+    struct stat sb;
+    snprintf(dir, sizeof dir, "%s", path);
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (!slash) snprintf(dir, sizeof dir, ".");  // relative: under the working folder
+        else if (slash == dir) dir[1] = 0;
+        else *slash = 0;
+        if (stat(dir, &sb)) {
+            if ((errno == ENOENT || errno == ENOTDIR) && strcmp(dir, ".") && strcmp(dir, "/")) continue;
+            return petal_fail(err, PETAL_EINPUT, "%s: cannot create %s (%s: %s)", path, what, dir, strerror(errno));
+        }
+        if (!S_ISDIR(sb.st_mode))
+            return petal_fail(err, PETAL_EINPUT, "%s: cannot create %s (%s is not a folder)", path, what, dir);
+        if (access(dir, W_OK))
+            return petal_fail(err, PETAL_EINPUT, "%s: cannot create %s (%s: %s)", path, what, dir, strerror(errno));
+        return PETAL_OK;
+    }
 }
 
 int petal_lock(const char *path, petal_err *err) {

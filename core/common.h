@@ -50,6 +50,10 @@ void *petal_calloc(size_t n, size_t size) __attribute__((returns_nonnull));
 float *petal_falloc(size_t n) __attribute__((returns_nonnull));
 // Reports an allocation of `bytes` that failed and aborts (out of memory is not recoverable).
 void petal_oom(size_t bytes) __attribute__((noreturn));
+// Whether path, which does not exist, can be created: its nearest existing
+// parent is a folder this process may write (as root too: a read-only mount is
+// found). PETAL_OK, or PETAL_EINPUT "PATH: cannot create WHAT (PARENT: why)".
+int petal_creatable(const char *path, const char *what, petal_err *err);
 // Opens (creating) the lock file `path` and takes an exclusive flock on it;
 // returns the descriptor (close it to release) or -1 with err filled.
 int petal_lock(const char *path, petal_err *err);

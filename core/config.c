@@ -181,9 +181,11 @@ static int read_mapping(reader *r, config_kv *kv, config_kv *seen, int *nkeys) {
                                   col, CONFIG_DEPTH_MAX);
             plen[++depth] = (int)strlen(key);
         } else {
+            int alias = ev.type == YAML_ALIAS_EVENT;
             yaml_event_delete(&ev);
             return petal_fail(r->err, PETAL_EINPUT,
-                              "%s:%d:%d: '%s' must be a single value (lists are sweep axes)",
+                              alias ? "%s:%d:%d: '%s': aliases (*name) are not read in trial files; write the value"
+                                    : "%s:%d:%d: '%s' must be a single value (lists are sweep axes)",
                               r->path, line, col, key);
         }
     }
@@ -222,7 +224,10 @@ int config_read_yaml(config_kv *kv, const char *path, petal_err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return petal_fail(err, PETAL_EINPUT, "%s: cannot open", path);
     reader r = {.path = path, .err = err};
-    yaml_parser_initialize(&r.p);
+    if (!yaml_parser_initialize(&r.p)) {
+        fclose(f);
+        return petal_fail(err, PETAL_EFAIL, "%s: libyaml: out of memory", path);
+    }
     yaml_parser_set_input_file(&r.p, f);
     int nkeys = 0, st = read_document(&r, kv, &nkeys);
     yaml_parser_delete(&r.p);
@@ -235,7 +240,7 @@ int config_read_yaml(config_kv *kv, const char *path, petal_err *err) {
 
 int config_parse_yaml(config_kv *kv, const char *text, const char *name, petal_err *err) {
     reader r = {.path = name, .err = err};
-    yaml_parser_initialize(&r.p);
+    if (!yaml_parser_initialize(&r.p)) return petal_fail(err, PETAL_EFAIL, "%s: libyaml: out of memory", name);
     yaml_parser_set_input_string(&r.p, (const unsigned char *)text, strlen(text));
     int nkeys = 0, st = read_document(&r, kv, &nkeys);
     yaml_parser_delete(&r.p);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/audio.h"
 #include "core/dataset.h"
@@ -46,6 +47,43 @@ static uint64_t fnv1a(const char *s) {
     uint64_t h = 1469598103934665603ULL;
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
+}
+
+// The fbank settings of ts's features.
+static fbank_config cache_config(const trial_settings *ts) {
+    fbank_config fc = fbank_config_ast();
+    fc.mel_bins = ts->mel_bins;
+    fc.max_length = ts->frames;
+    return fc;
+}
+
+// The cache file of ts's features, ts->cache/fbank-<hash of params>.h5, and
+// params: every extraction parameter (the file is rebuilt when they differ).
+static void cache_file(char *file, size_t n, char *params, size_t np, const trial_settings *ts) {
+    fbank_config fc = cache_config(ts);
+    snprintf(params, np,
+             "petal-fbank v1 rate=%d mel=%d frames=%d shift=%g length=%g low=%g high=%g "
+             "preemph=%g mean=%g std=%g resampler=libsamplerate-sinc-best",
+             SAMPLE_RATE, fc.mel_bins, fc.max_length, fc.frame_shift_ms, fc.frame_length_ms,
+             fc.low_freq, fc.high_freq, fc.preemph, fc.norm_mean, fc.norm_std);
+    snprintf(file, n, "%s/fbank-%016llx.h5", ts->cache, (unsigned long long)fnv1a(params));
+}
+
+int trial_cache_usable(const trial_settings *ts, petal_err *err) {
+    if (!strcmp(ts->layout, "synthetic") || !ts->cache[0]) return PETAL_OK;
+    char file[TRIAL_PATH_MAX + 64], params[512];
+    cache_file(file, sizeof file, params, sizeof params, ts);
+    struct stat sb;
+    if (!stat(ts->cache, &sb)) {
+        if (!S_ISDIR(sb.st_mode)) return petal_fail(err, PETAL_EINPUT, "%s: not a folder", ts->cache);
+        if (!access(ts->cache, W_OK)) return PETAL_OK;
+        int e = errno;
+        // a cache built before and shared read-only serves its rows without writing
+        if (!access(file, R_OK)) return PETAL_OK;
+        return petal_fail(err, PETAL_EINPUT, "%s: not writable (%s), and it holds no features of these settings (%s)",
+                          ts->cache, strerror(e), file);
+    }
+    return petal_creatable(ts->cache, "the folder", err);  // missing: made when the trial runs
 }
 
 static int mkdirs(const char *path, petal_err *err) {
@@ -138,17 +176,9 @@ int trial_data_load(trial_data *d, const trial_settings *ts, int fold, const pet
     const char **paths = petal_malloc(sizeof(char *) * (size_t)(total ? total : 1));
     for (int s = 0, k = 0; s < 3 && !st; s++)
         for (int i = 0; i < n[s]; i++) paths[k++] = ds.items[idx[s][i]].path;
-    fbank_config fc = fbank_config_ast();
-    fc.mel_bins = ts->mel_bins;
-    fc.max_length = ts->frames;
+    fbank_config fc = cache_config(ts);
     char params[512], file[TRIAL_PATH_MAX + 64];
-    snprintf(params, sizeof params,
-             "petal-fbank v1 rate=%d mel=%d frames=%d shift=%g length=%g low=%g high=%g "
-             "preemph=%g mean=%g std=%g resampler=libsamplerate-sinc-best",
-             SAMPLE_RATE, fc.mel_bins, fc.max_length, fc.frame_shift_ms, fc.frame_length_ms,
-             fc.low_freq, fc.high_freq, fc.preemph, fc.norm_mean, fc.norm_std);
-    snprintf(file, sizeof file, "%s/fbank-%016llx.h5", ts->cache,
-             (unsigned long long)fnv1a(params));
+    cache_file(file, sizeof file, params, sizeof params, ts);
     extract_ctx ctx = {0};
     featcache *cache = NULL;
     if (!st) st = mkdirs(ts->cache, err);

@@ -23,4 +23,9 @@ int trial_data_load(trial_data *d, const trial_settings *ts, int fold, const pet
 // Folds of ts's dataset protocol without loading features (1 for fixed splits).
 int trial_data_folds(int *n_folds, const trial_settings *ts, petal_err *err);
 void trial_data_free(trial_data *d);
+// Whether ts's feature cache folder (features.cache) can serve its trials
+// without failing: it can be written or created, or it already holds the
+// features file of ts's settings (a cache built before and shared read-only).
+// PETAL_EINPUT naming the folder and why otherwise; synthetic data has none.
+int trial_cache_usable(const trial_settings *ts, petal_err *err);
 #endif

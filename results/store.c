@@ -16,7 +16,7 @@
 #include "core/trial.h"
 #include "core/version.h"
 
-#define FORMAT "petal-results 1"
+#define FORMAT RESULTS_FORMAT
 
 static int mkdir_p(const char *dir, petal_err *err) {
     if (mkdir(dir, 0777) == 0 || errno == EEXIST) {
@@ -479,9 +479,13 @@ int results_table_read(results_table *t, const char *run, petal_err *err) {
     char *fmt = f >= 0 ? h5_get_str(f, "format") : NULL;
     int st = PETAL_OK;
     if (f < 0 || !fmt || strcmp(fmt, FORMAT)) {
-        st = petal_fail(err, PETAL_EINPUT, "%s: %s", path,
-                        f < 0 ? "not an HDF5 file (truncated or damaged; petal results check rebuilds it)"
-                        : fmt ? "a results store of another petal version" : "not a petal results store");
+        if (fmt && f >= 0)
+            st = petal_fail(err, PETAL_EINPUT, "%s: a results store of format '%.100s' (this petal reads '%s')",
+                            path, fmt, FORMAT);
+        else
+            st = petal_fail(err, PETAL_EINPUT, "%s: %s", path,
+                            f < 0 ? "not an HDF5 file (truncated or damaged; petal results check rebuilds it)"
+                                  : "not a petal results store");
         goto out;
     }
     t->study = h5_get_str(f, "study"), t->spec = h5_get_str(f, "spec");

@@ -50,6 +50,9 @@
 #include "results/record.h"
 #include "sweeps/spec.h"
 
+// results.h5's "format" attribute: a store of another format is refused.
+#define RESULTS_FORMAT "petal-results 1"
+
 typedef struct {
     char dir[4096];
     int lock_fd;            // -1 when not the writer

@@ -48,8 +48,9 @@ typedef struct {
     int nentries;
     config_kv *exclude;  // each: key -> value; lists expand into alternatives (see below)
     int nexclude;
+    int *exclude_line, *exclude_col, *exclude_hits;  // each rule's position; trials it matched
     config_kv *include;
-    int *include_line;
+    int *include_line, *include_col;
     int ninclude;
     long sample_seed;
     int sobol;
@@ -170,6 +171,9 @@ static int read_axis(axis *a, spec_ctx *c, const char *key, const yaml_node_t *k
     int n = vn->type == YAML_SEQUENCE_NODE
                 ? (int)(vn->data.sequence.items.top - vn->data.sequence.items.start) : 1;
     if (n == 0) return fail_at(c, vn, "%s: empty axis (give at least one value)", key);
+    if (n > SWEEP_MAX_TRIALS)
+        return fail_at(c, vn, "%s: an axis of %d values, more than the %d trials one sweep takes", key, n,
+                       SWEEP_MAX_TRIALS);
     a->v = petal_calloc((size_t)n, sizeof *a->v);
     for (int i = 0; i < n; i++) {
         yaml_node_t *it = vn->type == YAML_SEQUENCE_NODE ? node(c, vn->data.sequence.items.start[i]) : vn;
@@ -229,6 +233,7 @@ static int read_settings(config_kv *kv, spec_ctx *c, yaml_node_t *m, const char 
             continue;
         }
         if (config_find(kv, key)) return fail_at(c, kn, "%s is given twice", key);
+        if (!setting_find(key)) return check_value(c, key, "", kn);  // unknown: named at the key, with the nearest
         if (vn->type == YAML_SEQUENCE_NODE)
             return fail_at(c, vn, "%s: a list here? axes go under grid:", key);
         char *text;
@@ -280,6 +285,19 @@ static int read_axes(axis **axes, int *naxes, spec_ctx *c, yaml_node_t *m, const
     return PETAL_OK;
 }
 
+// The value of mapping m's `method` key in *out (NULL without one). libyaml
+// keeps a key given twice: that is an error here, as for every other key.
+static int method_key(yaml_node_t **out, spec_ctx *c, yaml_node_t *m) {
+    *out = NULL;
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key);
+        if (k->type != YAML_SCALAR_NODE || strcmp((const char *)k->data.scalar.value, "method")) continue;
+        if (*out) return fail_at(c, k, "method is given twice");
+        *out = node(c, p->value);
+    }
+    return PETAL_OK;
+}
+
 static int read_method_entries(spec_ctx *c, yaml_node_t *mn) {
     int n = mn->type == YAML_SEQUENCE_NODE ? (int)(mn->data.sequence.items.top - mn->data.sequence.items.start) : 1;
     if (n == 0) return fail_at(c, mn, "method: empty axis (give at least one method)");
@@ -295,12 +313,8 @@ static int read_method_entries(spec_ctx *c, yaml_node_t *mn) {
             st = check_value(c, "method", name, en);
             if (!st) set_at(&me->fixed, c, "method", name, en);
         } else if (en->type == YAML_MAPPING_NODE) {
-            yaml_node_t *nn = NULL;
-            for (yaml_node_pair_t *p = en->data.mapping.pairs.start; p < en->data.mapping.pairs.top; p++) {
-                yaml_node_t *k = node(c, p->key);
-                if (k->type == YAML_SCALAR_NODE && !strcmp((const char *)k->data.scalar.value, "method"))
-                    nn = node(c, p->value);
-            }
+            yaml_node_t *nn;
+            if ((st = method_key(&nn, c, en))) return st;
             if (!nn) return fail_at(c, en, "a method entry needs `method: NAME`");
             if ((st = scalar_text(&name, c, nn))) return st;
             st = check_value(c, "method", name, nn);
@@ -325,16 +339,17 @@ static int read_method_entries(spec_ctx *c, yaml_node_t *mn) {
 
 // exclude / include: a list of mappings of settings (lists allowed in exclude:
 // any of the values matches).
-static int read_rules(config_kv **rules, int **lines, int *nrules, spec_ctx *c, yaml_node_t *ln,
+static int read_rules(config_kv **rules, int **lines, int **cols, int *nrules, spec_ctx *c, yaml_node_t *ln,
                       int lists) {
     if (ln->type != YAML_SEQUENCE_NODE) return fail_at(c, ln, "expected a list of mappings");
     int n = (int)(ln->data.sequence.items.top - ln->data.sequence.items.start);
     *rules = petal_calloc((size_t)(n ? n : 1), sizeof **rules);
-    if (lines) *lines = petal_calloc((size_t)(n ? n : 1), sizeof **lines);
+    *lines = petal_calloc((size_t)(n ? n : 1), sizeof **lines);
+    *cols = petal_calloc((size_t)(n ? n : 1), sizeof **cols);
     for (int i = 0; i < n; i++) {
         yaml_node_t *m = node(c, ln->data.sequence.items.start[i]);
         (*nrules)++;
-        if (lines) (*lines)[i] = (int)m->start_mark.line + 1;
+        (*lines)[i] = (int)m->start_mark.line + 1, (*cols)[i] = (int)m->start_mark.column + 1;
         if (m->type != YAML_MAPPING_NODE) return fail_at(c, m, "expected a mapping of settings");
         if (!lists) {
             int st = read_settings(&(*rules)[i], c, m, "", 0);
@@ -358,15 +373,13 @@ static int read_rules(config_kv **rules, int **lines, int *nrules, spec_ctx *c, 
             free(alt);
         }
         // a `method` key in an exclude rule is a plain setting here
-        for (yaml_node_pair_t *p = m->data.mapping.pairs.start; !st && p < m->data.mapping.pairs.top; p++) {
-            yaml_node_t *k = node(c, p->key);
-            if (k->type == YAML_SCALAR_NODE && !strcmp((const char *)k->data.scalar.value, "method")) {
-                char *text;
-                if (!(st = scalar_text(&text, c, node(c, p->value)))) {
-                    if (!(st = check_value(c, "method", text, node(c, p->value))))
-                        set_at(&(*rules)[i], c, "method", text, node(c, p->value));
-                    free(text);
-                }
+        yaml_node_t *mv = NULL;
+        if (!st) st = method_key(&mv, c, m);
+        if (!st && mv) {
+            char *text;
+            if (!(st = scalar_text(&text, c, mv))) {
+                if (!(st = check_value(c, "method", text, mv))) set_at(&(*rules)[i], c, "method", text, mv);
+                free(text);
             }
         }
         for (int a = 0; a < nax; a++) axis_free(&ax[a]);
@@ -394,7 +407,7 @@ static int read_sample(sweep_spec *s, spec_ctx *c, yaml_node_t *m) {
         long x;
         int st = PETAL_OK;
         if (!strcmp(key, "n")) {
-            if (!(st = read_int_field(&x, c, v, "sample.n", 1, 1000000))) s->sample_n = (int)x;
+            if (!(st = read_int_field(&x, c, v, "sample.n", 1, SWEEP_MAX_TRIALS))) s->sample_n = (int)x;
         } else if (!strcmp(key, "seed")) {
             st = read_int_field(&c->sample_seed, c, v, "sample.seed", 0, 0x7fffffff);
         } else if (!strcmp(key, "kind")) {
@@ -452,8 +465,11 @@ typedef struct {
     size_t tcap;  // of s->trials
 } expander;
 
-static int excluded(const spec_ctx *c, const config_kv *kv) {
+// True when some exclude rule matches kv (every rule that does counts a hit:
+// a rule that matches no trial is reported, it is likely a typo).
+static int excluded(spec_ctx *c, const config_kv *kv) {
     char b1[64], b2[64];
+    int out = 0;
     for (int r = 0; r < c->nexclude; r++) {
         const config_kv *rule = &c->exclude[r];
         int all = rule->n > 0;
@@ -472,9 +488,9 @@ static int excluded(const spec_ctx *c, const config_kv *kv) {
             }
             all = any;
         }
-        if (all) return 1;
+        if (all) c->exclude_hits[r]++, out = 1;
     }
-    return 0;
+    return out;
 }
 
 // Adds one trial: validates it as `petal train` would, computes its id, and
@@ -519,9 +535,25 @@ static int add_trial(expander *x, config_kv *kv, const char *origin, int line, i
     for (; x->slot[j]; j = (j + 1) & (x->cap - 1)) {
         if (x->ids[j] != h) continue;
         const sweep_trial *o = &s->trials[x->slot[j] - 1];
+        // Written differently, the same settings: a value spelled two ways
+        // (0.001 and 1e-3) or a default given explicitly. Name it, where it is.
+        const config_entry *why = NULL, *was = NULL;
+        for (int i = 0; i < kv->n && !why; i++) {
+            const config_entry *e = config_find(&o->kv, kv->e[i].key);
+            if (!e || strcmp(e->value, kv->e[i].value)) why = &kv->e[i], was = e;
+        }
+        for (int i = 0; i < o->kv.n && !why; i++)
+            if (!config_find(kv, o->kv.e[i].key)) why = &o->kv.e[i];
+        char same[700] = "";
+        if (why && was)
+            snprintf(same, sizeof same, "%s %.200s is the same value as %.200s (line %d): ", why->key, why->value,
+                     was->value, was->line);
+        else if (why)
+            snprintf(same, sizeof same, "%s %.200s is the default: ", why->key, why->value);
+        if (why && why->line) line = why->line, col = why->col;
         st = petal_fail(c->err, PETAL_EINPUT,
-                        "%s:%d:%d: this trial (%s) comes out twice: %s gives the same settings (id %s)",
-                        c->name, line, col, origin, o->origin, o->id);
+                        "%s:%d:%d: %sthis trial (%s) comes out twice: %s gives the same settings (id %s)",
+                        c->name, line, col, same, origin, o->origin, o->id);
         free(t.identity), free(t.origin);
         config_free(kv);
         return st;
@@ -603,7 +635,28 @@ static int expand_entry(expander *x, const method_entry *me) {
     while (hcap < 4 * (size_t)points) hcap *= 2;
     uint64_t *seen = petal_calloc(nrange ? hcap : 1, sizeof *seen);
     int *idx = petal_calloc((size_t)(nlist ? nlist : 1), sizeof *idx);
-    for (long p = 0; !st && kept < points && p < max_draws; p++) {
+    // The distinct value combinations the ranges hold (num and log: unbounded).
+    // Once every one is kept, further draws can only repeat them: stopping
+    // then keeps exactly the points the 100 n + 1000 draws would, without
+    // drawing millions more (sample.n 100000 over {int: [1, 2]}).
+    double combos = 1;
+    for (int k = 0; k < nrange; k++) {
+        const axis *a = ax[nlist + k];
+        if (a->range == R_INT || a->range == R_LOG_INT) {
+            combos *= a->hi - a->lo + 1;
+        } else if (a->range == R_CHOICE && a->n <= 1000) {
+            int distinct = 0;
+            for (int i = 0; i < a->n; i++) {
+                int j = 0;
+                while (j < i && strcmp(a->v[j].value, a->v[i].value)) j++;
+                distinct += j == i;
+            }
+            combos *= distinct;
+        } else {
+            combos = INFINITY;
+        }
+    }
+    for (long p = 0; !st && kept < points && p < max_draws && kept < combos; p++) {
         if (q) {
             gsl_qrng_get(q, u);
             for (int k = 0; k < nrange; k++) u[k] = fmod(u[k] + shift[k], 1.0);
@@ -663,6 +716,64 @@ static int expand_entry(expander *x, const method_entry *me) {
     return st;
 }
 
+// The number of trials the spec can expand to (list axes multiplied, times the
+// sample points of entries with ranges, plus the includes), known before any
+// trial is built: a grid past SWEEP_MAX_TRIALS is refused here, in
+// microseconds, instead of after filling the memory (10 million trials would
+// need some 40 GB of settings).
+static int check_size(spec_ctx *c, const yaml_node_t *grid_key, int sample_n) {
+    double total = c->ninclude, common = 1;
+    int common_ranges = 0;
+    for (int i = 0; i < c->naxes; i++) {
+        if (c->axes[i].range) common_ranges = 1;
+        else common *= c->axes[i].n;
+    }
+    for (int e = 0; grid_key && e < (c->nentries ? c->nentries : 1); e++) {
+        const method_entry *me = c->nentries ? &c->entries[e] : NULL;
+        double n = common;
+        int ranges = common_ranges;
+        for (int i = 0; me && i < me->naxes; i++) {
+            if (me->axes[i].range) ranges = 1;
+            else n *= me->axes[i].n;
+        }
+        total += ranges && sample_n ? n * sample_n : n;
+    }
+    if (total <= SWEEP_MAX_TRIALS) return PETAL_OK;
+    // which axes make it so big: the common ones with their lengths
+    char why[400] = "";
+    size_t o = 0;
+    for (int i = 0; i < c->naxes && o < sizeof why; i++)
+        if (!c->axes[i].range)
+            o += (size_t)snprintf(why + o, sizeof why - o, "%s%s %d", o ? " x " : "", c->axes[i].key, c->axes[i].n);
+    if (o < sizeof why && c->nentries)
+        o += (size_t)snprintf(why + o, sizeof why - o, "%s%d method entries with their own axes", o ? " x " : "",
+                              c->nentries);
+    if (o < sizeof why && sample_n)
+        snprintf(why + o, sizeof why - o, "%ssample.n %d", o ? ", " : "", sample_n);
+    char count[64];  // 100,000,000; past 10^15 in e-notation
+    if (total < 1e15) {
+        char digits[32];
+        int nd = snprintf(digits, sizeof digits, "%.0f", total), k = 0;
+        for (int i = 0; i < nd; i++) {
+            if (i && (nd - i) % 3 == 0) count[k++] = ',';
+            count[k++] = digits[i];
+        }
+        count[k] = 0;
+    } else {
+        snprintf(count, sizeof count, "%.3g", total);
+    }
+    const char *what = grid_key ? "the grid" : "include";
+    char at[300];
+    if (grid_key)
+        snprintf(at, sizeof at, "%s:%zu:%zu", c->name, grid_key->start_mark.line + 1, grid_key->start_mark.column + 1);
+    else
+        snprintf(at, sizeof at, "%s", c->name);
+    return petal_fail(c->err, PETAL_EINPUT,
+                      "%s: %s expands to %s trials (%s), more than the %d one sweep takes: shorten the axes, "
+                      "or draw points from ranges (sample: {n: N})",
+                      at, what, count, why, SWEEP_MAX_TRIALS);
+}
+
 static void find_varying(sweep_spec *s) {
     char b1[64], b2[64];
     s->varying = petal_calloc(SK_COUNT, sizeof *s->varying);
@@ -673,8 +784,8 @@ static void find_varying(sweep_spec *s) {
         for (int t = 0; t < s->n && !differ; t++) {
             const char *v = config_get(&s->trials[t].kv, key);
             v = v ? setting_normalize(b1, sizeof b1, key, v) : "";
-            if (!t) {
-                first = strcpy(b2, v);
+            if (!t) {  // a normalized number lives in b1, reused below; text stays in the trial
+                first = v == b1 ? strcpy(b2, v) : v;
                 continue;
             }
             differ = strcmp(first, v) != 0;
@@ -695,7 +806,8 @@ static void ctx_free(spec_ctx *c) {
     free(c->entries);
     for (int i = 0; i < c->nexclude; i++) config_free(&c->exclude[i]);
     for (int i = 0; i < c->ninclude; i++) config_free(&c->include[i]);
-    free(c->exclude), free(c->include), free(c->include_line);
+    free(c->exclude), free(c->include), free(c->include_line), free(c->include_col);
+    free(c->exclude_line), free(c->exclude_col), free(c->exclude_hits);
     yaml_document_delete(&c->doc);
 }
 
@@ -723,7 +835,24 @@ int sweep_spec_parse(sweep_spec *s, const char *text, const char *name, petal_er
         sweep_spec_free(s);
         return st;
     }
+    // One document per spec: a second one (after ---) would be ignored silently.
+    yaml_document_t more;
+    if (!yaml_parser_load(&p, &more)) {
+        st = petal_fail(err, PETAL_EINPUT, "%s:%zu:%zu: %s%s%s", name, p.problem_mark.line + 1,
+                        p.problem_mark.column + 1, p.problem ? p.problem : "malformed YAML",
+                        p.context ? " " : "", p.context ? p.context : "");
+    } else {
+        if (yaml_document_get_root_node(&more))
+            st = petal_fail(err, PETAL_EINPUT, "%s:%zu:%zu: a second YAML document: a spec is one document",
+                            name, more.start_mark.line + 1, more.start_mark.column + 1);
+        yaml_document_delete(&more);
+    }
     yaml_parser_delete(&p);
+    if (st) {
+        yaml_document_delete(&c.doc);
+        sweep_spec_free(s);
+        return st;
+    }
     yaml_node_t *root = yaml_document_get_root_node(&c.doc);
     if (!root || root->type != YAML_MAPPING_NODE) {
         st = petal_fail(err, PETAL_EINPUT, "%s:1:1: a sweep spec is a mapping (study, base, grid, ...)%s",
@@ -735,7 +864,7 @@ int sweep_spec_parse(sweep_spec *s, const char *text, const char *name, petal_er
     snprintf(s->study, sizeof s->study, "%s", strrchr(name, '/') ? strrchr(name, '/') + 1 : name);
     char *dot = strrchr(s->study, '.');
     if (dot) *dot = 0;
-    yaml_node_t *grid = NULL;
+    yaml_node_t *grid = NULL, *grid_key = NULL;
     for (yaml_node_pair_t *q = root->data.mapping.pairs.start; !st && q < root->data.mapping.pairs.top; q++) {
         yaml_node_t *kn = node(&c, q->key), *vn = node(&c, q->value);
         const char *key = kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
@@ -755,11 +884,11 @@ int sweep_spec_parse(sweep_spec *s, const char *text, const char *name, petal_er
             st = read_settings(&c.base, &c, vn, "", 0);
         } else if (!strcmp(key, "grid")) {
             if (vn->type != YAML_MAPPING_NODE) st = fail_at(&c, vn, "grid: expected a mapping of axes");
-            else grid = vn;
+            else grid = vn, grid_key = kn;
         } else if (!strcmp(key, "exclude")) {
-            st = read_rules(&c.exclude, NULL, &c.nexclude, &c, vn, 1);
+            st = read_rules(&c.exclude, &c.exclude_line, &c.exclude_col, &c.nexclude, &c, vn, 1);
         } else if (!strcmp(key, "include")) {
-            st = read_rules(&c.include, &c.include_line, &c.ninclude, &c, vn, 0);
+            st = read_rules(&c.include, &c.include_line, &c.include_col, &c.ninclude, &c, vn, 0);
         } else if (!strcmp(key, "sample")) {
             st = read_sample(s, &c, vn);
         } else if (!strcmp(key, "early_stop")) {
@@ -775,16 +904,16 @@ int sweep_spec_parse(sweep_spec *s, const char *text, const char *name, petal_er
     }
     if (!st && grid) {
         st = read_axes(&c.axes, &c.naxes, &c, grid, "", 0, NULL);
-        for (yaml_node_pair_t *q = grid->data.mapping.pairs.start; !st && q < grid->data.mapping.pairs.top; q++) {
-            yaml_node_t *kn = node(&c, q->key);
-            if (kn->type == YAML_SCALAR_NODE && !strcmp((const char *)kn->data.scalar.value, "method"))
-                st = read_method_entries(&c, node(&c, q->value));
-        }
+        yaml_node_t *methods = NULL;
+        if (!st) st = method_key(&methods, &c, grid);
+        if (!st && methods) st = read_method_entries(&c, methods);
     }
     for (int i = 0; !st && i < c.naxes; i++)
         if (config_find(&c.base, c.axes[i].key))
             st = petal_fail(err, PETAL_EINPUT, "%s:%d:%d: %s is both in base and a grid axis", name,
                             c.axes[i].line, c.axes[i].col, c.axes[i].key);
+    if (!st) st = check_size(&c, grid_key, s->sample_n);
+    c.exclude_hits = petal_calloc((size_t)(c.nexclude ? c.nexclude : 1), sizeof *c.exclude_hits);
     expander x = {.s = s, .c = &c};
     if (!st && !grid && !c.ninclude)
         st = petal_fail(err, PETAL_EINPUT, "%s: no trials: give a grid: or an include: list", name);
@@ -806,8 +935,12 @@ int sweep_spec_parse(sweep_spec *s, const char *text, const char *name, petal_er
         }
         char origin[32];
         snprintf(origin, sizeof origin, "include[%d]", i);
-        st = add_trial(&x, &kv, origin, c.include_line[i], 1);
+        st = add_trial(&x, &kv, origin, c.include_line[i], c.include_col[i]);
     }
+    for (int r = 0; !st && r < c.nexclude; r++)
+        if (!c.exclude_hits[r])
+            st = petal_fail(err, PETAL_EINPUT, "%s:%d:%d: exclude[%d] matches no trial of the grid (a value or a "
+                            "combination the axes do not have?)", name, c.exclude_line[r], c.exclude_col[r], r);
     if (!st && s->n == 0) st = petal_fail(err, PETAL_EINPUT, "%s: every trial is excluded", name);
     free(x.ids), free(x.slot);
     ctx_free(&c);

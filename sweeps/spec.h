@@ -12,6 +12,11 @@
 #include "core/config.h"
 
 #define SWEEP_ID_LEN 16
+// The most trials one spec may expand to: far beyond any study that can be
+// run (each trial trains a model), small enough that the expansion stays
+// within memory and seconds. A larger grid is an input error before anything
+// is built.
+#define SWEEP_MAX_TRIALS 100000
 
 typedef struct {
     char id[SWEEP_ID_LEN + 1];

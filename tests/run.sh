@@ -6,11 +6,13 @@
 # Prints one closing line: "tests: N passed, N failed" (", N SKIPPED" when a
 # script could not set up what it tests).
 cd "$(dirname "$0")/.."
+# The build the binaries come from: build/ (make test) or build/san (make test SAN=1).
+B=${PETAL_BUILD:-build}
 # As the petal binary does for itself (cmd/main.c): OpenMP threads sleep when
 # idle, so the suite stays fast on a machine that is doing something else too.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 passed=0; failed=0
-for t in build/tests/test_*; do
+for t in "$B"/tests/test_*; do
   [ -x "$t" ] || continue
   start=$(date +%s)
   if "$t"; then passed=$((passed + 1)); r=ok; else failed=$((failed + 1)); r=FAILED; fi
@@ -19,7 +21,7 @@ done
 # The numeric tests again on the reference GEMM engine (the loop above ran the
 # default, oneDNN): the fixtures, gradient checks, methods and trainer hold on both.
 for n in test_fixtures test_gradcheck test_methods test_train; do
-  t=build/tests/$n
+  t=$B/tests/$n
   [ -x "$t" ] || continue
   start=$(date +%s)
   if PETAL_GEMM=openblas "$t" >/dev/null; then passed=$((passed + 1)); r=ok; else failed=$((failed + 1)); r=FAILED; fi
@@ -40,7 +42,7 @@ done
 # A canary counts as caught only when its binary ran and its checks failed
 # (exit 1): a missing binary or a crash proves nothing.
 canaries=0
-for t in build/canary/test_*; do
+for t in "$B"/canary/test_*; do
   [ -x "$t" ] || continue
   canaries=$((canaries + 1))
   "$t" >/dev/null 2>&1; rc=$?
@@ -51,7 +53,7 @@ for t in build/canary/test_*; do
   fi
 done
 if [ "$canaries" -lt 2 ]; then
-  echo "== canaries: FAILED (only $canaries canary binaries ran; build/canary/test_gradcheck and test_fixtures expected)"
+  echo "== canaries: FAILED (only $canaries canary binaries ran; $B/canary/test_gradcheck and test_fixtures expected)"
   failed=$((failed + 1))
 fi
 echo "tests: $passed passed, $failed failed$([ $skipped = 0 ] || echo ", $skipped SKIPPED")"

@@ -23,7 +23,7 @@ spec_err outside "outside.yaml:2:24: train.epochs expects an integer in [1, 1000
 spec_err inbase "inbase.yaml:2:13: train.lr: a range here? ranges go under grid: (with sample:)" $'base:\n  train.lr: {log: [1e-4, 1e-2]}\ngrid:\n  train.seed: [1]'
 spec_err inexclude "inexclude.yaml:4:6: exclude takes values, not ranges" $'grid:\n  train.lr: {log: [1e-4, 1e-2]}\nexclude:\n  - {train.lr: {num: [1, 2]}}'"$S"
 spec_err nosample "nosample.yaml:2:3: train.lr is a range: add \`sample: {n: N}\`" $'grid:\n  train.lr: {log: [1e-4, 1e-2]}'
-spec_err n0 "n0.yaml:3:13: sample.n expects an integer in [1, 1000000], got '0'" $'grid:\n  train.lr: {log: [1e-4, 1e-2]}\nsample: {n: 0}'
+spec_err n0 "n0.yaml:3:13: sample.n expects an integer in [1, 100000], got '0'" $'grid:\n  train.lr: {log: [1e-4, 1e-2]}\nsample: {n: 0}'
 spec_err kind "kind.yaml:3:22: sample.kind expects random or sobol, got 'halton'" $'grid:\n  train.lr: {log: [1e-4, 1e-2]}\nsample: {n: 2, kind: halton}'
 spec_err ekind "ekind.yaml:3:10: early_stop.kind expects asha or median, got 'hyperband'" $'grid: {train.seed: [1]}\nearly_stop:\n  {kind: hyperband}'
 spec_err eta "eta.yaml:2:19: early_stop.eta expects an integer in [2, 100], got '1'" $'grid: {train.seed: [1]}\nearly_stop: {eta: 1}'

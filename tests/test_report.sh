@@ -17,7 +17,7 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 check() { if eval "$1"; then ok; else bad "$2"; fi; }
 
-build/tests/test_report --make-store "$T" || { echo "FAIL: cannot make the stores"; exit 1; }
+"${PETAL_BUILD:-build}"/tests/test_report --make-store "$T" || { echo "FAIL: cannot make the stores"; exit 1; }
 K=$T/known G=$T/grids
 
 # ---- Markdown: the known numbers ------------------------------------------------------
@@ -278,7 +278,7 @@ bad_input() { # expected-fragment args...
   if [ $rc = 2 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -qF -- "$want" "$T/err" && [ ! -s "$T/out" ]; then ok
   else bad "report $*: rc $rc, want 2 and one line with '$want': $(cat "$T/err")"; fi
 }
-bad_input "results.h5: a results store of another petal version" "$T/old"
+bad_input "results.h5: a results store of format 'petal-results 0' (this petal reads 'petal-results 1')" "$T/old"
 bad_input "the store holds no trials" "$T/empty"
 bad_input "no trial has finished yet" "$T/waiting"
 bad_input "--where method=full: no trial of $K/results.h5 matches (method takes 'linear', 'lora', 'adapter_pfeiffer' there)" "$K" --where method=full

@@ -18,7 +18,7 @@ spec_err empty "empty.yaml:2:15: train.seed: empty axis" $'grid:\n  train.seed: 
 spec_err family "family.yaml:3:46: lora.rank: the method (adapter_pfeiffer) has no LoRA" \
   $'grid:\n  method:\n    - {method: adapter_pfeiffer, lora.rank: [4, 8]}'
 spec_err twice "comes out twice" $'grid:\n  method: [lora]\ninclude:\n  - {method: lora}'
-spec_err var "var.yaml:2:9: \${PETAL_TEST_UNSET} is not set" $'base:\n  root: ${PETAL_TEST_UNSET}/x'
+spec_err var "var.yaml:2:17: \${PETAL_TEST_UNSET} is not set" $'base:\n  dataset.root: ${PETAL_TEST_UNSET}/x'
 spec_err dupkey "dupkey.yaml:3:11: train.epochs is given twice" $'base:\n  train.epochs: 2\n  train: {epochs: 3}'
 spec_err section "unknown section 'grd' (did you mean grid?)" $'grd:\n  train.seed: [1]'
 spec_err sample "sample.yaml:2:3: lora.rank is a range: add \`sample: {n: N}\`" \

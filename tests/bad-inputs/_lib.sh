@@ -16,6 +16,32 @@ esc_train() {
 ck_copy() { mkdir -p "$1" && cp "$FIX/ck/fold1.h5" "$1/"; }
 ck_resume() { petal train --synthetic --epochs 2 --threads 1 --out "$1"; }
 
+# A copy of the finished two-trial store $FIX/store (drill trials, no training)
+# at $1, and the sweep that made it (store_sweep RUN).
+store_copy() { cp -r "$FIX/store" "$1"; }
+store_sweep() { petal sweep "$FIX/s.yaml" --out "$1"; }
+# A sweep spec at $1 of two tiny trials on the ESC-50-like corpus at $2, with
+# the feature cache at $3 (default: the corpus's .petal-cache). Line 2 holds
+# dataset.root, line 3 the features.
+esc_spec() {
+  printf 'base:\n  dataset: {layout: esc50, root: "%s"}\n  features: {frames: 16, mel_bins: 32%s}\n' \
+    "$2" "${3:+, cache: \"$3\"}" >"$1"
+  printf '  train: {epochs: 1, batch: 2}\ngrid:\n  train.seed: [1, 2]\n' >>"$1"
+}
+# The case cannot run here (exit 77: counted as skipped, not passed).
+skip() { echo "SKIP: $*" >&2; exit 77; }
+# A read-only file system at $1 (a tmpfs, holding a copy of folder $2 if given),
+# unmounted when the case ends. As root, permission bits do not stop writes: a
+# read-only mount does. Skips the case where mounting is not permitted.
+_mounts=()
+ro_mount() {
+  mkdir -p "$1" && mount -t tmpfs -o size=16m tmpfs "$1" 2>/dev/null || skip "cannot mount a tmpfs at $1"
+  _mounts+=("$(realpath "$1")")
+  trap 'for m in "${_mounts[@]}"; do umount "$m"; done' EXIT
+  if [ -n "$2" ]; then cp -r "$2"/. "$1"/ || return 1; fi
+  mount -o remount,ro "$1" || skip "cannot remount $1 read-only"
+}
+
 make_fixtures() {
   "$PETAL" model init --size tiny --out "$FIX/bb.h5" --frames 48 >/dev/null || return 1
   "$PETAL" train --synthetic --epochs 2 --threads 1 --out "$FIX/ck" --stop-after-steps 3 \
@@ -29,4 +55,6 @@ make_fixtures() {
     python3 "$BADDIR/_mk.py" wav "$e/audio/$i.wav" --n 4000 || return 1
     echo "$i.wav,$fold,$target,class$target,False,$i,A" >>"$e/meta/esc50.csv"
   done
+  printf 'study: fix\nbase: {drill: noop}\ngrid: {train.seed: [1, 2]}\n' >"$FIX/s.yaml"
+  "$PETAL" sweep "$FIX/s.yaml" --out "$FIX/store" >/dev/null 2>&1 && [ -f "$FIX/store/results.h5" ]
 }

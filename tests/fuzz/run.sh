@@ -11,7 +11,12 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 C=build/fuzz/corpus
-mkdir -p "$C"/{config,audio,json,safetensors,checkpoint}
+mkdir -p "$C"/{config,audio,json,safetensors,checkpoint,spec}
+# specs: the ready-made studies (their ${VAR}s set) and the sections they lack
+export PETAL_DATA=/data PETAL_BACKBONE=/data/backbone.h5
+cp sweeps/*.yaml "$C/spec/"
+printf 'grid:\n  train.seed: [1, 2]\n  train.lr: {log: [1e-4, 1e-2]}\n  method:\n    - {method: lora, lora.rank: {log_int: [2, 16]}}\n    - {method: adapter_pfeiffer, adapter.dim: {int: [4, 32]}}\nsample: {n: 6, seed: 2, kind: sobol}\nearly_stop: {kind: asha, metric: valid_acc, min_epochs: 1, eta: 3}\n' >"$C/spec/sampled.yaml"
+printf 'study: x\nbase: {train: {epochs: 2}}\ngrid:\n  dataset.shots: [4, 8]\n  method: [linear, {method: lora, lora.rank: [2, 4]}]\nexclude:\n  - {method: linear, dataset.shots: [4, 8]}\ninclude:\n  - {method: full, dataset.shots: 8}\n' >"$C/spec/rules.yaml"
 printf 'method: lora\nlora.rank: 8\ntrain: {epochs: 2, batch: 8}\n' >"$C/config/lora.yaml"
 printf 'dataset: {layout: esc50, root: data, shots: 8, fold: all}\nfeatures: {frames: 100}\n' >"$C/config/esc.yaml"
 printf 'method: prefix\nprefix.tokens: 4\nmodel.pool: cls\n' >"$C/config/prefix.yaml"
