@@ -90,6 +90,8 @@ static int take_lock(results_store *s, petal_err *err) {
     return PETAL_OK;
 }
 
+static int cmp_id(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 int results_store_open(results_store *s, const char *dir, const sweep_spec *spec, int shard,
                        const petal_notes *notes, petal_err *err) {
     memset(s, 0, sizeof *s);
@@ -155,15 +157,19 @@ int results_store_open(results_store *s, const char *dir, const sweep_spec *spec
         r->status = RS_PENDING;
     }
     // records of trials the spec no longer has stay on disk (they come back if it does)
+    // (the spec's ids sorted once: a store of 100,000 trials opens in n log n, not n^2)
+    const char **ids = petal_malloc(sizeof *ids * (size_t)(spec->n ? spec->n : 1));
+    for (int i = 0; i < spec->n; i++) ids[i] = spec->trials[i].id;
+    qsort(ids, (size_t)spec->n, sizeof *ids, cmp_id);
     snprintf(path, sizeof path, "%s/trials", dir);
     DIR *d = opendir(path);
     for (struct dirent *de; d && (de = readdir(d));) {
-        if (de->d_name[0] == '.') continue;
-        int known = 0;
-        for (int i = 0; i < spec->n && !known; i++) known = !strcmp(spec->trials[i].id, de->d_name);
-        s->n_orphans += !known;
+        const char *name = de->d_name;
+        if (name[0] == '.') continue;
+        s->n_orphans += !bsearch(&name, ids, (size_t)spec->n, sizeof *ids, cmp_id);
     }
     if (d) closedir(d);
+    free(ids);
     for (int i = 0; i < spec->n; i++)
         if (!s->rows[i].config) {
             s->rows[i].config = malloc(strlen(spec->trials[i].identity) + 1);

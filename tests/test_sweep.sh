@@ -174,6 +174,15 @@ check 'grep -q "stopped" "$T/out" || grep -q "0 left" "$T/out"' "in-flight trial
 $MPIRUN -n 3 $P sweep "$T/k.yaml" --out "$T/usr1" --threads 1 >"$T/out" 2>"$T/err"; rc=$?
 check '[ $rc = 0 ] && same_store "$T/kref" "$T/usr1"' "resumed after SIGUSR1 equals uninterrupted (rc $rc): $(tail -2 "$T/out")"
 
+# ---- records of trials a spec no longer has stay on disk, counted ------------------
+printf 'study: o\nbase: {drill: noop}\ngrid: {train.seed: [1, 2, 3]}\n' >"$T/o3.yaml"
+printf 'study: o\nbase: {drill: noop}\ngrid: {train.seed: [1, 3]}\n' >"$T/o2.yaml"
+$P sweep "$T/o3.yaml" --out "$T/orph" >/dev/null 2>&1 && $P sweep "$T/o2.yaml" --out "$T/orph" >/dev/null 2>&1
+rm -f "$T/orph/results.h5"
+$P results check "$T/orph" >"$T/out" 2>&1; rc=$?
+check '[ $rc = 0 ] && grep -q "rebuilt from 2 trial records .*; 1 orphan record(s) kept" "$T/out"' \
+  "a dropped trial's record is kept and counted (rc $rc): $(cat "$T/out")"
+
 # ---- short trials over MPI wait in queue slots behind the running one; a stop
 # hands the queued ones back unstarted (pending: no log, no record), a rerun runs them
 printf 'study: queue\nbase: {drill: sleep, drill.seconds: 0.05}\ngrid: {train.seed: [%s]}\n' \
