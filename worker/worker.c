@@ -254,7 +254,12 @@ void worker_init(worker_child *c) {
     c->cmd = c->fd = -1;
 }
 
-void worker_close(worker_child *c) { runner_end(c, NULL); }
+void worker_close(worker_child *c) {
+    runner_end(c, NULL);
+    free(c->buf);
+    c->buf = NULL;
+    c->n = c->cap = 0;
+}
 
 int worker_start(worker_child *c, const char *id, const char *settings, int epochs_budget,
                  int attempts, const worker_opts *o, petal_err *err) {
