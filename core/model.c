@@ -445,6 +445,17 @@ static int ffn_chunk(int N) {
     return (N + chunks - 1) / chunks;
 }
 
+// The experts' hidden activations: Soft-MoA, hid and act (rows, D) per expert;
+// Dense-MoA, every expert side by side in ex[0]'s (rows, E*D) (core/moa.c).
+static void moa_experts_alloc(moa_acts *x, float *base, size_t *off, int dense, size_t E,
+                              size_t rows, size_t D) {
+    size_t n = ((dense ? E : 1) * rows * D + 15) / 16 * 16;
+    for (size_t e = 0; e < (dense ? 1 : E); e++) {
+        x->ex[e].hid = base ? base + *off : NULL, *off += n;
+        x->ex[e].act = base ? base + *off : NULL, *off += n;
+    }
+}
+
 // Lays out (base != NULL) or measures (base == NULL) the arena. Three parts:
 // long-lived fields, the per-layer kept slabs, and one region where the
 // forward scratch (including the shared layer set `tmp`) and the backward
@@ -523,10 +534,7 @@ static void carve(ast_model *m, float *base) {
                 ALLOC(x->xs, E * B * S * C);
                 ALLOC(x->y, E * B * S * C);
             }
-            for (size_t e = 0; e < E; e++) {
-                ALLOC(x->ex[e].hid, mrows * MD);
-                ALLOC(x->ex[e].act, mrows * MD);
-            }
+            moa_experts_alloc(x, base, &off, mo->kind == MOA_DENSE, E, mrows, MD);
         }
     }
     ALLOC(a->ln, BT * C);
@@ -534,7 +542,7 @@ static void carve(ast_model *m, float *base) {
     ALLOC(a->ftmp, BT * C);
     if (mo->kind != MOA_NONE) ALLOC(a->fmoa, BT * C);
     ALLOC(a->gel, R * MLP);
-    if (mo->kind == MOA_DENSE) ALLOC(a->moay, (BT + C) * (MD + 1));
+    if (mo->kind == MOA_DENSE) ALLOC(a->moay, moa_dense_forward_floats(BT, (int)C, (int)MD, (int)E));
     for (int s = 0; s < 2; s++)  // the Dense-MoA experts' GEMM operands, never kept
         if (has_moa_at(m, s) && mo->kind == MOA_DENSE) t->moa[s].y = a->moay;
     size_t fwd_end = off;
@@ -623,10 +631,7 @@ static void carve(ast_model *m, float *base) {
                     ALLOC(x->xs, E * B * S * C);
                     ALLOC(x->y, E * B * S * C);
                 }
-                for (size_t e = 0; e < E; e++) {
-                    ALLOC(x->ex[e].hid, mrows * MD);
-                    ALLOC(x->ex[e].act, mrows * MD);
-                }
+                moa_experts_alloc(x, base, &off, mo->kind == MOA_DENSE, E, mrows, MD);
             }
         }
     }
