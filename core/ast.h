@@ -86,7 +86,7 @@ typedef struct {
     float *x2;              // (B, T, C) residual stream after attention
     float *mean2, *rstd2;   // (B, T) LayerNorm-after statistics
     float *fc1;             // (B, T, MLP) before GELU (kept) or (R, MLP) one row chunk (scratch)
-    float *lora_z[4];       // (B, T, r) u A^T per LoRA target
+    float *lora_z[4];       // (B, T, r) s u A^T per LoRA target (s the LoRA scaling)
     float *sin[2];          // (B, T, C) sublayer input when a sequential-before adapter feeds it
     float *sout[2];         // (B, T, C) sublayer output when an 'after' adapter reads it
     adapter_acts ad[2];     // adapters at the MHSA [0] and FFN [1] sites

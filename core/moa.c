@@ -65,6 +65,23 @@ static inline void weighted_row(float *ap, const float *act, const float *p, int
     }
 }
 
+// Row of slot j = e*S + s of example b in the (E, B, S, C) slot arrays.
+static inline size_t slot_row(int j, int b, int S, int R) {
+    return (size_t)(j / S) * R + (size_t)b * S + j % S;
+}
+
+// y (n) += a x; n % VL == 0 (C is a multiple of 16).
+static inline void axpy(float *y, float a, const float *x, int n) {
+    for (int c = 0; c < n; c += VL) vstore(y + c, vload(y + c) + a * vload(x + c));
+}
+
+// x . y over n (% VL == 0), lanes summed in a fixed order.
+static inline float vdot(const float *x, const float *y, int n) {
+    vfloat s = {0};
+    for (int c = 0; c < n; c += VL) s += vload(x + c) * vload(y + c);
+    return vhsum(s);
+}
+
 static void softmax_row(float *r, int n, int stride) {
     float mx = r[0];
     for (int j = 1; j < n; j++) mx = r[(size_t)j * stride] > mx ? r[(size_t)j * stride] : mx;
@@ -102,28 +119,44 @@ void moa_forward(float *out, moa_acts *a, const float *u, const moa_tensors *w, 
         petal_gemm_flops += 2.0 * N * C * E1;
         return;
     }
+    // The slot products have depth T or E*S (a few): row passes of the pool
+    // (each output row summed in a fixed order by one thread) instead of one
+    // GEMM per example and expert, thousands of calls a step at these shapes.
     int ES = E * S, R = B * S;
+    double t0 = prof_start();
+    gemm(0, 0, N, ES, C, 1.0f, u, C, w->slots, ES, 0.0f, a->dp, ES, NULL);  // logits, every token
+    prof_stop(PROF_GEMM, t0);
+    t0 = prof_start();
+    memcpy(a->cb, a->dp, (size_t)N * ES * sizeof *a->cb);
+#pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
-        const float *x = u + (size_t)b * T * C;
         float *dp = a->dp + (size_t)b * T * ES, *cb = a->cb + (size_t)b * T * ES;
-        gemm(0, 0, T, ES, C, 1.0f, x, C, w->slots, ES,
-                    0.0f, dp, ES, NULL);
-        memcpy(cb, dp, (size_t)T * ES * sizeof *cb);
-        for (int j = 0; j < ES; j++) softmax_row(dp + j, T, ES);   // over tokens
+        for (int j = 0; j < ES; j++) softmax_row(dp + j, T, ES);              // over tokens
         for (int t = 0; t < T; t++) softmax_row(cb + (size_t)t * ES, ES, 1);  // over slots
-        for (int e = 0; e < E; e++)
-            gemm(1, 0, S, C, T, 1.0f, dp + e * S, ES, x,
-                        C, 0.0f, a->xs + ((size_t)e * R + (size_t)b * S) * C, C, NULL);
     }
+    // slot inputs: xs[e, b, s] = sum_t dp[b, t, eS+s] x[b, t]
+#pragma omp parallel for schedule(static)
+    for (int bj = 0; bj < B * ES; bj++) {
+        int b = bj / ES, j = bj % ES;
+        float *o = a->xs + slot_row(j, b, S, R) * C;
+        memset(o, 0, (size_t)C * sizeof *o);
+        for (int t = 0; t < T; t++)
+            axpy(o, a->dp[((size_t)b * T + t) * ES + j], u + ((size_t)b * T + t) * C, C);
+    }
+    prof_stop(PROF_ADAPTER, t0);
     for (int e = 0; e < E; e++)
         adapter_forward(a->y + (size_t)e * R * C, &a->ex[e], a->xs + (size_t)e * R * C,
                         &w->experts[e], 0, 1, R, 1, C, D, 0);
-    for (int b = 0; b < B; b++)
-        for (int e = 0; e < E; e++)
-            gemm(0, 0, T, C, S, 1.0f,
-                        a->cb + (size_t)b * T * ES + e * S, ES,
-                        a->y + ((size_t)e * R + (size_t)b * S) * C, C, e ? 1.0f : 0.0f,
-                        out + (size_t)b * T * C, C, NULL);
+    // out[b, t] = sum_j cb[b, t, j] ys[j]
+    t0 = prof_start();
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * C;
+        memset(o, 0, (size_t)C * sizeof *o);
+        for (int j = 0; j < ES; j++)
+            axpy(o, a->cb[(size_t)n * ES + j], a->y + slot_row(j, n / T, S, R) * C, C);
+    }
+    prof_stop(PROF_ADAPTER, t0);
     petal_gemm_flops += 2.0 * B * T * (double)ES * C * 3;
 }
 
@@ -227,35 +260,45 @@ void moa_backward(float *du, const moa_tensors *g, float *scratch, const float *
     int ES = E * S, R = B * S;
     float *dcb = scratch, *ddp = dcb + (size_t)N * ES, *dys = ddp + (size_t)N * ES;
     float *dxs = dys + (size_t)E * R * C, *exs = dxs + (size_t)E * R * C;
-    for (int b = 0; b < B; b++) {
-        const float *dob = dout + (size_t)b * T * C;
-        const float *cb = a->cb + (size_t)b * T * ES;
-        for (int e = 0; e < E; e++) {
-            const float *ys = a->y + ((size_t)e * R + (size_t)b * S) * C;
-            gemm(0, 1, T, S, C, 1.0f, dob, C, ys, C,
-                        0.0f, dcb + (size_t)b * T * ES + e * S, ES, NULL);
-            gemm(1, 0, S, C, T, 1.0f, cb + e * S, ES,
-                        dob, C, 0.0f, dys + ((size_t)e * R + (size_t)b * S) * C, C, NULL);
+    double t0 = prof_start();
+#pragma omp parallel
+    {
+        // slot outputs: dys[j] = sum_t cb[b, t, j] dout[b, t]
+#pragma omp for schedule(static) nowait
+        for (int bj = 0; bj < B * ES; bj++) {
+            int b = bj / ES, j = bj % ES;
+            float *o = dys + slot_row(j, b, S, R) * C;
+            memset(o, 0, (size_t)C * sizeof *o);
+            for (int t = 0; t < T; t++)
+                axpy(o, a->cb[((size_t)b * T + t) * ES + j], dout + ((size_t)b * T + t) * C, C);
         }
+        // combine weights: dcb[b, t, j] = dout[b, t] . ys[j]
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < ES; j++)
+                dcb[(size_t)n * ES + j] = vdot(dout + (size_t)n * C, a->y + slot_row(j, n / T, S, R) * C, C);
     }
     memset(dxs, 0, (size_t)E * R * C * sizeof *dxs);
+    prof_stop(PROF_ADAPTER, t0);
     for (int e = 0; e < E; e++)
         adapter_backward(dxs + (size_t)e * R * C, &g->experts[e], exs, dys + (size_t)e * R * C,
                          a->xs + (size_t)e * R * C, &a->ex[e], &w->experts[e], 0, R, 1, C, D, 0);
+    t0 = prof_start();
+    // dispatch weights: ddp[b, t, j] = x[b, t] . dxs[j]; du[b, t] += sum_j dp[b, t, j] dxs[j]
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = u + (size_t)n * C;
+        for (int j = 0; j < ES; j++) {
+            const float *dx = dxs + slot_row(j, n / T, S, R) * C;
+            ddp[(size_t)n * ES + j] = vdot(x, dx, C);
+            if (du) axpy(du + (size_t)n * C, a->dp[(size_t)n * ES + j], dx, C);
+        }
+    }
+    // logits gradient: combine softmax over slots (rows), dispatch over tokens (columns)
+#pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
-        const float *x = u + (size_t)b * T * C;
         const float *dp = a->dp + (size_t)b * T * ES, *cb = a->cb + (size_t)b * T * ES;
         float *ddpb = ddp + (size_t)b * T * ES, *dcbb = dcb + (size_t)b * T * ES;
-        float *dub = du ? du + (size_t)b * T * C : NULL;
-        for (int e = 0; e < E; e++) {
-            const float *dx = dxs + ((size_t)e * R + (size_t)b * S) * C;
-            gemm(0, 1, T, S, C, 1.0f, x, C, dx, C, 0.0f,
-                        ddpb + e * S, ES, NULL);
-            if (dub)
-                gemm(0, 0, T, C, S, 1.0f, dp + e * S,
-                            ES, dx, C, 1.0f, dub, C, NULL);
-        }
-        // logits gradient: combine softmax over slots (rows), dispatch over tokens (columns)
         for (int t = 0; t < T; t++) {
             float dot = 0.0f;
             for (int j = 0; j < ES; j++) dot += cb[(size_t)t * ES + j] * dcbb[(size_t)t * ES + j];
@@ -268,12 +311,12 @@ void moa_backward(float *du, const moa_tensors *g, float *scratch, const float *
             for (int t = 0; t < T; t++)
                 dcbb[(size_t)t * ES + j] += dp[(size_t)t * ES + j] * (ddpb[(size_t)t * ES + j] - dot);
         }
-        if (g->slots)
-            gemm(1, 0, C, ES, T, 1.0f, x, C, dcbb, ES,
-                        1.0f, g->slots, ES, NULL);
-        if (dub)
-            gemm(0, 1, T, C, ES, 1.0f, dcbb, ES,
-                        w->slots, ES, 1.0f, dub, C, NULL);
     }
+    prof_stop(PROF_ADAPTER, t0);
+    // slot parameters and the input through the logits, every token at once
+    t0 = prof_start();
+    if (g->slots) gemm(1, 0, C, ES, N, 1.0f, u, C, dcb, ES, 1.0f, g->slots, ES, NULL);
+    if (du) gemm(0, 1, N, C, ES, 1.0f, dcb, ES, w->slots, ES, 1.0f, du, C, NULL);
+    prof_stop(PROF_GEMM, t0);
     petal_gemm_flops += 2.0 * B * T * (double)ES * C * 6;
 }

@@ -106,7 +106,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *dpk, float *dpv,
 extern int attention_block_rows;
 
 // ---- lora.c -------------------------------------------------------------------
-// out (N, OC; row stride ldo) += s * (u A^T) B^T; z (N, r) = u A^T kept for backward.
+// out (N, OC; row stride ldo) += s * (u A^T) B^T; z (N, r) = s u A^T kept for backward.
 void lora_forward(float *out, float *z, const float *u, const float *A, const float *B, float s,
                   int N, int C, int r, int OC, int ldo);
 // dA (r, C), dB (OC, r) +=; du (N, C) += (when non-NULL); dz (N, r) scratch.
