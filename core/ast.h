@@ -111,7 +111,7 @@ typedef struct {
     float *ln;                   // (Bm, T, C) LayerNorm output of the current site
     float *fsub, *ftmp, *fmoa;   // (Bm, T, C) sublayer output; adapter output; mixture output
     float *gel;                  // (R, MLP) GELU output of one FFN row chunk
-    float *moay;                 // (Bm T + C, D+1) Dense-MoA: one expert's folded GEMM operands
+    float *moay;                 // Dense-MoA: the packed expert GEMMs' operands (core/moa.c)
     // backward scratch
     float *dres;     // (Bm, T, C) gradient of the residual stream
     float *dln;      // (Bm, T, C) gradient of a LayerNorm output
