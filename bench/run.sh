@@ -20,12 +20,16 @@
 # One line per method and dtype:
 #   bench method=M frames=T batch=B dtype=fp32|bf16 engine=E samples_per_s=X
 #         torch_samples_per_s=Y ratio=X/Y [vs_fp32=X/X_fp32] gflops=G exec_gflops=E
-#         peak_gflops=P peak_frac=E/P sgemm_gflops=S sgemm_frac=G/S rss_mib=R
-#         torch_rss_mib=TR rss_ratio=R/TR act_mib=A kept_mib=K cpu_util=U torch_cpu_util=TU
-#         torch_blas=LIB torch_blas_core=CORE
+#         peak_gflops=P bf16_peak_gflops=P16 bf16_peak_isa=I peak_frac=E/(P or P16)
+#         sgemm_gflops=S sgemm_frac=G/S rss_mib=R torch_rss_mib=TR rss_ratio=R/TR act_mib=A
+#         kept_mib=K cpu_util=U cpu_s_per_step=C torch_cpu_util=TU torch_blas=LIB
+#         torch_blas_core=CORE
 # gflops counts the model's FLOPs (each GEMM the step needs, once); exec_gflops also
 # counts what petal recomputes to save memory; peak_gflops is the CPU's float32 FMA
-# peak (register-only AVX-512 loop, AVX2 without AVX-512) on the same threads;
+# peak (register-only AVX-512 loop, AVX2 without AVX-512) on the same threads,
+# bf16_peak_gflops its bf16 dot-product peak (AMX tiles, else AVX512-BF16), both
+# timed per thread by CPU clock (best of 12 windows); peak_frac divides by the
+# limit of the line's dtype (fp32 lines by peak_gflops, bf16 lines by bf16_peak_gflops);
 # engine is petal's GEMM engine (PETAL_GEMM), torch_blas the BLAS library the
 # PyTorch process mapped (read from its /proc/<pid>/maps) and its OpenBLAS kernel
 # set; cpu_util is petal's CPU time over wall time x threads (below 1: the cores
@@ -89,12 +93,15 @@ emit() {
        "dtype=$(echo "$p" | field dtype) engine=$(echo "$p" | field engine)" \
        "samples_per_s=$x torch_samples_per_s=$y ratio=$(ratio "$x" "$y")$extra" \
        "gflops=$(echo "$p" | field gflops) exec_gflops=$(echo "$p" | field exec_gflops)" \
-       "peak_gflops=$(echo "$p" | field peak_gflops) peak_frac=$(echo "$p" | field peak_frac)" \
+       "peak_gflops=$(echo "$p" | field peak_gflops)" \
+       "bf16_peak_gflops=$(echo "$p" | field bf16_peak_gflops) bf16_peak_isa=$(echo "$p" | field bf16_peak_isa)" \
+       "peak_frac=$(echo "$p" | field peak_frac)" \
        "sgemm_gflops=$(echo "$p" | field sgemm_gflops) sgemm_frac=$(echo "$p" | field sgemm_frac)" \
        "rss_mib=$(echo "$p" | field rss_mib) torch_rss_mib=$(echo "$t" | field rss_mib)" \
        "rss_ratio=$(ratio "$(echo "$p" | field rss_mib)" "$(echo "$t" | field rss_mib)")" \
        "act_mib=$(echo "$p" | field act_mib) kept_mib=$(echo "$p" | field kept_mib)" \
-       "cpu_util=$(echo "$p" | field cpu_util) torch_cpu_util=$(echo "$t" | field cpu_util)" \
+       "cpu_util=$(echo "$p" | field cpu_util) cpu_s_per_step=$(echo "$p" | field cpu_s_per_step)" \
+       "torch_cpu_util=$(echo "$t" | field cpu_util)" \
        "torch_blas=$(echo "$t" | field blas) torch_blas_core=$(echo "$t" | field blas_core)"
 }
 

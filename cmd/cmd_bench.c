@@ -20,15 +20,20 @@ static const char usage[] =
     "usage: petal bench [options]        (or: petal bench fbank ...)\n"
     "Times training steps (forward, backward, AdamW) on random features and prints\n"
     "  petal method=M frames=T batch=B dtype=D engine=E samples_per_s=X gflops=G exec_gflops=X\n"
-    "        peak_gflops=P peak_frac=X/P sgemm_gflops=S sgemm_frac=G/S rss_mib=R act_mib=A\n"
-    "        kept_mib=K shared_mib=M bf16_mib=H\n"
+    "        peak_gflops=P peak_isa=I bf16_peak_gflops=P16 bf16_peak_isa=I16 peak_frac=X/P\n"
+    "        sgemm_gflops=S sgemm_frac=G/S rss_mib=R act_mib=A kept_mib=K shared_mib=M\n"
+    "        bf16_mib=H cpu_util=U cpu_s_per_step=C\n"
     "gflops counts the model's FLOPs (each GEMM the step needs, once); exec_gflops adds\n"
     "the work redone to save memory (attention scores in the backward, rebuilt outputs).\n"
     "peak_gflops: the CPU's float32 FMA peak (register-only AVX-512 loop, AVX2 without it);\n"
-    "sgemm_gflops: a 2048^3 float32 GEMM on the engine (PETAL_GEMM). Both are measured before\n"
-    "and after the steps, the higher kept. bf16_mib: the bf16 copy of the frozen weights.\n"
+    "bf16_peak_gflops: its bf16 dot-product peak (AMX tiles, else AVX512-BF16; 0 without);\n"
+    "each thread's best of 12 windows timed by its own CPU clock, summed over threads.\n"
+    "peak_frac: exec_gflops over the limit of the line's dtype (fp32: peak_gflops, bf16:\n"
+    "bf16_peak_gflops). sgemm_gflops: a 2048^3 float32 GEMM on the engine (PETAL_GEMM).\n"
+    "Peaks and sgemm are measured before and after the steps, the higher kept.\n"
+    "bf16_mib: the bf16 copy of the frozen weights.\n"
     "cpu_util: CPU time of the steps over wall time x threads (below 1: the cores were\n"
-    "shared with other work, or threads waited).\n"
+    "shared with other work, or threads waited); cpu_s_per_step: that CPU time per step.\n"
     "act_mib: the activation arena; kept_mib: of which per-layer slabs kept for the backward;\n"
     "shared_mib: backbone mapped from the node-wide image (with --backbone).\n"
     MODEL_OPTS_HELP
@@ -97,8 +102,8 @@ int cmd_bench(int argc, char **argv) {
     // Measured before and after the timed steps, the higher one kept: on a
     // shared machine a ceiling taken while another job runs would flatter sgemm_frac.
     double ceiling = sgemm_ceiling();
-    const char *isa;
-    double peak = gemm_fma_peak(&isa);
+    const char *isa, *isa16;
+    double peak = gemm_fma_peak(&isa), peak16 = gemm_bf16_peak(&isa16);
 
     ast_model m;
     if (ast_model_init_layerwise(&m, &cfg, &meth, batch, &err)) {
@@ -154,16 +159,20 @@ int cmd_bench(int argc, char **argv) {
     ceiling = after > ceiling ? after : ceiling;
     after = gemm_fma_peak(NULL);
     peak = after > peak ? after : peak;
+    after = gemm_bf16_peak(NULL);
+    peak16 = after > peak16 ? after : peak16;
+    double limit = strcmp(dtype, "bf16") ? peak : peak16;  // the physical limit of this line's GEMMs
     double gflops = petal_gemm_flops / secs * 1e-9;
     double exec = (petal_gemm_flops + petal_recompute_flops) / secs * 1e-9;
     printf("petal method=%s frames=%d batch=%d dtype=%s engine=%s samples_per_s=%.3f gflops=%.1f "
-           "exec_gflops=%.1f peak_gflops=%.1f peak_isa=%s peak_frac=%.3f sgemm_gflops=%.1f "
-           "sgemm_frac=%.3f rss_mib=%.1f act_mib=%.1f kept_mib=%.1f shared_mib=%.1f bf16_mib=%.1f "
-           "cpu_util=%.2f\n",
+           "exec_gflops=%.1f peak_gflops=%.1f peak_isa=%s bf16_peak_gflops=%.1f bf16_peak_isa=%s "
+           "peak_frac=%.3f sgemm_gflops=%.1f sgemm_frac=%.3f rss_mib=%.1f act_mib=%.1f "
+           "kept_mib=%.1f shared_mib=%.1f bf16_mib=%.1f cpu_util=%.2f cpu_s_per_step=%.4f\n",
            ast_method_name(&meth), cfg.frames, batch, dtype, gemm_engine_name(),
-           steps * batch / secs, gflops, exec, peak, isa, exec / peak, ceiling, gflops / ceiling,
-           ru.ru_maxrss / 1024.0, act_mib, kept_mib, shared_mib, bf16_mib,
-           cpu / (secs * omp_get_max_threads()));
+           steps * batch / secs, gflops, exec, peak, isa, peak16, isa16,
+           limit > 0 ? exec / limit : 0.0, ceiling, gflops / ceiling, ru.ru_maxrss / 1024.0,
+           act_mib, kept_mib, shared_mib, bf16_mib, cpu / (secs * omp_get_max_threads()),
+           cpu / steps);
     if (profile) {
         // Seconds per step by op family; `other` is the step time no probe covered.
         double covered = 0.0;

@@ -45,6 +45,8 @@ static void depthwise_backward(float *dg, float *dw, float *db, const float *dc,
     int pad = (k - 1) / 2;
     if (dg) {
         memset(dg, 0, (size_t)B * T * D * sizeof *dg);
+        // examples in parallel: each scatters into its own rows only
+#pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++) {
                 const float *gr = dc + ((size_t)b * T + t) * D;
@@ -56,19 +58,21 @@ static void depthwise_backward(float *dg, float *dw, float *db, const float *dc,
                 }
             }
     }
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *gr = dc + ((size_t)b * T + t) * D;
-            if (db)
-                for (int d = 0; d < D; d++) db[d] += gr[d];
-            if (!dw) continue;
-            for (int j = 0; j < k; j++) {
-                int ts = t + j - pad;
-                if (ts < 0 || ts >= T) continue;
-                const float *in = g + ((size_t)b * T + ts) * D;
-                for (int d = 0; d < D; d++) dw[(size_t)d * k + j] += gr[d] * in[d];
+    if (!dw && !db) return;
+    // channels in parallel: each (d, j) sums over (b, t) in the same order as one thread would
+#pragma omp parallel for schedule(static)
+    for (int d = 0; d < D; d++)
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                float gd = dc[((size_t)b * T + t) * D + d];
+                if (db) db[d] += gd;
+                if (!dw) continue;
+                for (int j = 0; j < k; j++) {
+                    int ts = t + j - pad;
+                    if (ts < 0 || ts >= T) continue;
+                    dw[(size_t)d * k + j] += gd * g[((size_t)b * T + ts) * D + d];
+                }
             }
-        }
 }
 
 void adapter_forward(float *out, adapter_acts *a, const float *u, const adapter_tensors *w,
@@ -88,10 +92,12 @@ void adapter_forward(float *out, adapter_acts *a, const float *u, const adapter_
     }
     linear_forward(a->p, n, w->pw1_w, w->pw1_b, N, C, 2 * D);
     double t0 = prof_start();
+#pragma omp parallel for schedule(static)
     for (size_t n = 0; n < (size_t)N; n++)
         for (int d = 0; d < D; d++)
             a->g[n * D + d] = a->p[n * 2 * D + d] * sigmoidf(a->p[n * 2 * D + D + d]);
     depthwise_forward(a->c, a->g, w->dw_w, w->dw_b, B, T, D, k);
+#pragma omp parallel for schedule(static)
     for (int d = 0; d < D; d++) {
         float mean, rstd;
         if (training) {
@@ -114,6 +120,7 @@ void adapter_forward(float *out, adapter_acts *a, const float *u, const adapter_
         a->bmean[d] = mean;
         a->brstd[d] = rstd;
     }
+#pragma omp parallel for schedule(static)
     for (size_t n = 0; n < (size_t)N; n++)
         for (int d = 0; d < D; d++) {
             float y = (a->c[n * D + d] - a->bmean[d]) * a->brstd[d] * w->bn_w[d] + w->bn_b[d];
@@ -142,11 +149,13 @@ void adapter_backward(float *du, const adapter_tensors *g, float *scratch, const
     if (w->norm_w) layernorm_apply(nout, u, a->nmean, a->nrstd, w->norm_w, w->norm_b, N, C);
     linear_backward(dy, g->pw2_w, g->pw2_b, dout, a->s, w->pw2_w, N, D, C);
     double t0 = prof_start();
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)N * D; i++) {  // SiLU'
         float sg = sigmoidf(a->y[i]);
         dy[i] *= sg * (1.0f + a->y[i] * (1.0f - sg));
     }
     // BatchNorm (batch statistics): dc = rstd * (dxh - mean(dxh) - xh * mean(dxh * xh))
+#pragma omp parallel for schedule(static)
     for (int d = 0; d < D; d++) {
         double sdy = 0, sdyx = 0;
         for (size_t n = 0; n < (size_t)N; n++) {
@@ -167,6 +176,7 @@ void adapter_backward(float *du, const adapter_tensors *g, float *scratch, const
     // dc would only add round-off that AdamW then turns into steps of about
     // lr * 1e-3 (the float64 reference moves it by weight decay alone).
     depthwise_backward(dg, g->dw_w, NULL, dc, a->g, w->dw_w, B, T, D, k);
+#pragma omp parallel for schedule(static)
     for (size_t n = 0; n < (size_t)N; n++)  // GLU'
         for (int d = 0; d < D; d++) {
             float x1 = a->p[n * 2 * D + d], sg = sigmoidf(a->p[n * 2 * D + D + d]);

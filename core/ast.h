@@ -86,7 +86,7 @@ typedef struct {
     float *x2;              // (B, T, C) residual stream after attention
     float *mean2, *rstd2;   // (B, T) LayerNorm-after statistics
     float *fc1;             // (B, T, MLP) before GELU (kept) or (R, MLP) one row chunk (scratch)
-    float *lora_z[4];       // (B, T, r) u A^T per LoRA target
+    float *lora_z[4];       // (B, T, r) s u A^T per LoRA target (s the LoRA scaling)
     float *sin[2];          // (B, T, C) sublayer input when a sequential-before adapter feeds it
     float *sout[2];         // (B, T, C) sublayer output when an 'after' adapter reads it
     adapter_acts ad[2];     // adapters at the MHSA [0] and FFN [1] sites
@@ -111,7 +111,7 @@ typedef struct {
     float *ln;                   // (Bm, T, C) LayerNorm output of the current site
     float *fsub, *ftmp, *fmoa;   // (Bm, T, C) sublayer output; adapter output; mixture output
     float *gel;                  // (R, MLP) GELU output of one FFN row chunk
-    float *moay;                 // (Bm T + C, D+1) Dense-MoA: one expert's folded GEMM operands
+    float *moay;                 // Dense-MoA: the packed expert GEMMs' operands (core/moa.c)
     // backward scratch
     float *dres;     // (Bm, T, C) gradient of the residual stream
     float *dln;      // (Bm, T, C) gradient of a LayerNorm output

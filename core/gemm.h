@@ -51,8 +51,14 @@ void gemm_bf16w(int ta, int tb, int M, int N, int K, const float *A, int lda, co
 
 // The CPU's float32 FMA peak in GFLOP/s on the current OpenMP threads: a
 // register-only loop of independent FMAs, AVX-512 (or AVX2 where that is all;
-// *isa says which), best of 3 runs of ~0.1 s.
+// *isa says which). Each thread keeps its best of 12 windows of ~20 ms timed
+// by its own CPU clock (robust to other processes taking the core); the
+// threads' figures add up.
 double gemm_fma_peak(const char **isa);
+// The same for bf16 products with float32 accumulation, the limit of the bf16
+// GEMMs: AMX tdpbf16ps tiles where the CPU and kernel allow them (*isa
+// "amx-bf16"), else AVX512-BF16 vdpbf16ps ("avx512-bf16"); 0 ("none") without either.
+double gemm_bf16_peak(const char **isa);
 
 // Primitives created since the process started (tests: a training step after
 // the first creates none) and cached now.

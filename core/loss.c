@@ -6,6 +6,7 @@
 
 void pool_forward(float *pooled, const float *x, int t0, int t1, int B, int T, int C) {
     float inv = 1.0f / (float)(t1 - t0);
+#pragma omp parallel for schedule(static)  // examples are independent
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * T * C;
         float *o = pooled + (size_t)b * C;
@@ -18,11 +19,13 @@ void pool_forward(float *pooled, const float *x, int t0, int t1, int B, int T, i
 
 void pool_backward(float *dx, const float *dpooled, int t0, int t1, int B, int T, int C) {
     float inv = 1.0f / (float)(t1 - t0);
-    memset(dx, 0, (size_t)B * T * C * sizeof *dx);
-    for (int b = 0; b < B; b++)
+#pragma omp parallel for schedule(static)  // examples are independent
+    for (int b = 0; b < B; b++) {
+        float *dxb = dx + (size_t)b * T * C;
+        memset(dxb, 0, (size_t)T * C * sizeof *dx);
         for (int t = t0; t < t1; t++)
-            for (int c = 0; c < C; c++)
-                dx[((size_t)b * T + t) * C + c] = dpooled[(size_t)b * C + c] * inv;
+            for (int c = 0; c < C; c++) dxb[(size_t)t * C + c] = dpooled[(size_t)b * C + c] * inv;
+    }
 }
 
 double crossentropy_forward(float *probs, int *correct, const float *logits, const int *labels,

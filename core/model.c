@@ -445,6 +445,17 @@ static int ffn_chunk(int N) {
     return (N + chunks - 1) / chunks;
 }
 
+// The experts' hidden activations: Soft-MoA, hid and act (rows, D) per expert;
+// Dense-MoA, every expert side by side in ex[0]'s (rows, E*D) (core/moa.c).
+static void moa_experts_alloc(moa_acts *x, float *base, size_t *off, int dense, size_t E,
+                              size_t rows, size_t D) {
+    size_t n = ((dense ? E : 1) * rows * D + 15) / 16 * 16;
+    for (size_t e = 0; e < (dense ? 1 : E); e++) {
+        x->ex[e].hid = base ? base + *off : NULL, *off += n;
+        x->ex[e].act = base ? base + *off : NULL, *off += n;
+    }
+}
+
 // Lays out (base != NULL) or measures (base == NULL) the arena. Three parts:
 // long-lived fields, the per-layer kept slabs, and one region where the
 // forward scratch (including the shared layer set `tmp`) and the backward
@@ -523,10 +534,7 @@ static void carve(ast_model *m, float *base) {
                 ALLOC(x->xs, E * B * S * C);
                 ALLOC(x->y, E * B * S * C);
             }
-            for (size_t e = 0; e < E; e++) {
-                ALLOC(x->ex[e].hid, mrows * MD);
-                ALLOC(x->ex[e].act, mrows * MD);
-            }
+            moa_experts_alloc(x, base, &off, mo->kind == MOA_DENSE, E, mrows, MD);
         }
     }
     ALLOC(a->ln, BT * C);
@@ -534,7 +542,7 @@ static void carve(ast_model *m, float *base) {
     ALLOC(a->ftmp, BT * C);
     if (mo->kind != MOA_NONE) ALLOC(a->fmoa, BT * C);
     ALLOC(a->gel, R * MLP);
-    if (mo->kind == MOA_DENSE) ALLOC(a->moay, (BT + C) * (MD + 1));
+    if (mo->kind == MOA_DENSE) ALLOC(a->moay, moa_dense_forward_floats(BT, (int)C, (int)MD, (int)E));
     for (int s = 0; s < 2; s++)  // the Dense-MoA experts' GEMM operands, never kept
         if (has_moa_at(m, s) && mo->kind == MOA_DENSE) t->moa[s].y = a->moay;
     size_t fwd_end = off;
@@ -623,10 +631,7 @@ static void carve(ast_model *m, float *base) {
                     ALLOC(x->xs, E * B * S * C);
                     ALLOC(x->y, E * B * S * C);
                 }
-                for (size_t e = 0; e < E; e++) {
-                    ALLOC(x->ex[e].hid, mrows * MD);
-                    ALLOC(x->ex[e].act, mrows * MD);
-                }
+                moa_experts_alloc(x, base, &off, mo->kind == MOA_DENSE, E, mrows, MD);
             }
         }
     }
@@ -977,9 +982,12 @@ static void mhsa_backward(ast_model *m, const ast_layer_acts *la, int l, float *
     attention_backward(a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->dpk, a->dpv, a->att, m->nthr,
                        a->datty, qkv, qkv + C, qkv + 2 * C, w->prefix_k, w->prefix_v, la->lse,
                        3 * C, 3 * C, PK, B, T, C, c->NH);
-    for (int b = 0; PK && b < B; b++) {  // every example's prefix gradient
-        const float *dk = a->dpk + (size_t)b * PK * C, *dv = a->dpv + (size_t)b * PK * C;
-        for (size_t i = 0; i < (size_t)PK * C; i++) g->prefix_k[i] += dk[i], g->prefix_v[i] += dv[i];
+    if (PK) {  // every example's prefix gradient, summed over b in order per element
+        size_t n = (size_t)PK * C;
+#pragma omp parallel for schedule(static) if (n * B > 65536)
+        for (size_t i = 0; i < n; i++)
+            for (int b = 0; b < B; b++)
+                g->prefix_k[i] += a->dpk[b * n + i], g->prefix_v[i] += a->dpv[b * n + i];
     }
     if (dsin) proj_input_backward(dsin, a->dqkv, w->qkv_w, w->qkv_w16, N, C, 3 * C, beta);
     linear_backward(NULL, g->qkv_w, g->qkv_b, a->dqkv, u, NULL, N, C, 3 * C);
@@ -1125,11 +1133,14 @@ void ast_backward(ast_model *m, const int *labels, int B) {
             // deep prompt l-1 replaced tokens 1..P entering layer l: its gradient
             // is theirs, and nothing flows to the replaced outputs of layer l-1.
             float *gd = g->deep + (size_t)(l - 1) * P * C;
-            for (int b = 0; b < B; b++) {
-                float *d = a->dres + ((size_t)b * T + 1) * C;
-                for (size_t i = 0; i < (size_t)P * C; i++) gd[i] += d[i];
-                memset(d, 0, (size_t)P * C * sizeof *d);
-            }
+            size_t n = (size_t)P * C;
+#pragma omp parallel for schedule(static) if (n * B > 65536)
+            for (size_t i = 0; i < n; i++)  // summed over b in order per element
+                for (int b = 0; b < B; b++) {
+                    float *d = a->dres + ((size_t)b * T + 1) * C;
+                    gd[i] += d[i];
+                    d[i] = 0.0f;
+                }
         }
     }
     if (m->bw_floor <= 2 * c->L - 1) layer_done(m, m->bw_floor < 0 ? 0 : m->bw_floor / 2);

@@ -106,7 +106,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *dpk, float *dpv,
 extern int attention_block_rows;
 
 // ---- lora.c -------------------------------------------------------------------
-// out (N, OC; row stride ldo) += s * (u A^T) B^T; z (N, r) = u A^T kept for backward.
+// out (N, OC; row stride ldo) += s * (u A^T) B^T; z (N, r) = s u A^T kept for backward.
 void lora_forward(float *out, float *z, const float *u, const float *A, const float *B, float s,
                   int N, int C, int r, int OC, int ldo);
 // dA (r, C), dB (OC, r) +=; du (N, C) += (when non-NULL); dz (N, r) scratch.
@@ -159,14 +159,17 @@ typedef struct {
 
 // Activations over N = B*T rows (per layer slab).
 typedef struct {
-    adapter_acts ex[64];  // per expert: hid, act over its rows
+    adapter_acts ex[64];  // soft: per expert, hid and act over its rows; dense: ex[0].hid,
+                          // ex[0].act (N, E*D) hold every expert's, side by side
     float *probs;         // dense (N, E) router probabilities
-    float *y;             // dense: forward scratch (the folded expert GEMM's operands);
+    float *y;             // dense: forward scratch (the packed expert GEMMs' operands);
                           // soft (E, B, S, C) slot outputs
     float *xs;            // soft (E, B, S, C) slot inputs
     float *dp, *cb;       // soft (B, T, E*S) dispatch (softmax over T) and combine weights
 } moa_acts;
 
+// Floats of Dense-MoA forward scratch for N rows (the packed GEMM operands).
+size_t moa_dense_forward_floats(size_t N, int C, int D, int E);
 // Floats of backward scratch for one site.
 size_t moa_scratch_floats(int soft, int B, int T, int C, int D, int E, int S);
 // out (N, C) = mixture(u); soft selects Soft-MoA (slots) over Dense-MoA (router).
