@@ -108,17 +108,6 @@ static void pack(uint16_t *dst, const packed_row *r, int k) {
     }
 }
 
-static int write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        c += w, n -= (size_t)w;
-    }
-    return 0;
-}
-
 // Removes bf16 images (and their locks and dead builds' temporaries) whose
 // float32 image is gone: core/backbone_image.c prunes those, not these.
 static void prune_bf16(const char *img) {
@@ -198,7 +187,7 @@ static uint16_t *share_bf16(const char *img, const packed_row *r, int k, size_t 
         pack(buf, r, k);
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        int ok = fd >= 0 && !write_all(fd, hdr, (size_t)pg) && !write_all(fd, buf, bytes) &&
+        int ok = fd >= 0 && !petal_write_full(fd, hdr, (size_t)pg) && !petal_write_full(fd, buf, bytes) &&
                  !fsync(fd);
         if (fd >= 0) ok = !close(fd) && ok;
         ok = ok && !rename(tmp, path);

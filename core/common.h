@@ -62,6 +62,9 @@ int petal_lock(const char *path, petal_err *err);
 void *petal_grow(void *p, size_t *cap, size_t need, size_t elem);
 // Writes all n bytes of p to fd (retrying short writes and EINTR); 0, or -1 with errno.
 int petal_write_full(int fd, const void *p, size_t n);
+// Reads exactly n bytes into p (retrying short reads and EINTR); 0, or -1 at
+// end of file or on an error.
+int petal_read_full(int fd, void *p, size_t n);
 
 // ---- random numbers ---------------------------------------------------------
 // xoshiro256** seeded through splitmix64: small state that checkpoints can

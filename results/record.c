@@ -223,18 +223,16 @@ int results_record_read(results_record *rec, const char *path, petal_err *err) {
                           (long long)sb.st_size);
     }
     char *buf = petal_malloc(n);
-    ssize_t got = 0;
-    for (size_t at = 0; at < n; at += (size_t)got)
-        if ((got = read(fd, buf + at, n - at)) <= 0) break;
+    int unread = petal_read_full(fd, buf, n);
     close(fd);
     XXH64_hash_t sum;
     size_t body = n - sizeof sum;
-    int st = got <= 0 ? PETAL_EINPUT : PETAL_OK;
-    if (!st) memcpy(&sum, buf + body, sizeof sum);
-    if (!st && sum != XXH3_64bits(buf, body))
-        st = petal_fail(err, PETAL_EINPUT, "%s: checksum mismatch (a torn or damaged trial record)", path);
-    else if (got <= 0)
+    int st = PETAL_OK;
+    if (!unread) memcpy(&sum, buf + body, sizeof sum);
+    if (unread)
         st = petal_fail(err, PETAL_EINPUT, "%s: cannot read", path);
+    else if (sum != XXH3_64bits(buf, body))
+        st = petal_fail(err, PETAL_EINPUT, "%s: checksum mismatch (a torn or damaged trial record)", path);
     else if ((st = results_record_unpack(rec, buf, body, err)))
         st = petal_fail(err, PETAL_EINPUT, "%s: %s", path, err->msg);
     free(buf);

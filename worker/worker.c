@@ -116,18 +116,6 @@ static int run_drill(trial_record *r, const trial_settings *ts, const char *iden
 }
 
 // ---- the runner -----------------------------------------------------------------
-// Reads exactly n bytes (0), or -1 at end of file or on an error.
-static int read_full(int fd, void *p, size_t n) {
-    char *c = p;
-    while (n) {
-        ssize_t r = read(fd, c, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        c += r, n -= (size_t)r;
-    }
-    return 0;
-}
-
 // A trial message: this header, then len bytes "id\0dir\0log\0settings\0".
 typedef struct {
     int32_t budget, attempts;
@@ -189,10 +177,10 @@ static void runner_main(int cmd, int out, const worker_opts *o, pid_t parent) {
     sigaction(SIGINT, &sa, NULL);
     setvbuf(stderr, NULL, _IOLBF, 0);
     int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    for (trial_msg m; !read_full(cmd, &m, sizeof m);) {
+    for (trial_msg m; !petal_read_full(cmd, &m, sizeof m);) {
         if (m.len < 4 || m.len > 1u << 26) _exit(2);
         char *text = petal_malloc(m.len);
-        if (read_full(cmd, text, m.len) || text[m.len - 1]) _exit(2);
+        if (petal_read_full(cmd, text, m.len) || text[m.len - 1]) _exit(2);
         const char *id = text, *dir = id + strlen(id) + 1, *log = dir + strlen(dir) + 1;
         const char *settings = log + strlen(log) + 1;
         results_record rec;
@@ -280,15 +268,15 @@ int worker_start(worker_child *c, const char *id, const char *settings, int epoc
     memcpy(at + nid + ndir + nlog, settings, ns);
     // an idle runner reads at once; a dead one (a pipe error) is replaced once
     sig_t old = signal(SIGPIPE, SIG_IGN);
-    int bad = petal_write_full(c->cmd, msg, sizeof m + m.len);
-    if (bad) {
+    if (petal_write_full(c->cmd, msg, sizeof m + m.len)) {
         runner_end(c, NULL);
-        bad = runner_spawn(c, o, err) ? -1 : petal_write_full(c->cmd, msg, sizeof m + m.len);
-        if (bad > 0 || (bad && !err->msg[0])) petal_fail(err, PETAL_EFAIL, "cannot reach the trial runner: %s", strerror(errno));
+        st = runner_spawn(c, o, err);
+        if (!st && petal_write_full(c->cmd, msg, sizeof m + m.len))
+            st = petal_fail(err, PETAL_EFAIL, "cannot reach the trial runner: %s", strerror(errno));
     }
     signal(SIGPIPE, old);
     free(msg);
-    if (bad) return PETAL_EFAIL;
+    if (st) return st;
     c->started = petal_now();
     c->busy = 1;
     return PETAL_OK;
