@@ -4,6 +4,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 #include "core/checkpoint.h"
 #include "core/trainer.h"
 #include <unistd.h>
@@ -271,8 +273,8 @@ static void check_trial(void) {
 // statistics, the augmentation draws and the shuffles all live in the
 // checkpointed state) to the end, optionally stopping at `stop` steps and
 // resuming from the file, repeatedly. Returns the trainer.
-static void run_with_stops(trainer *t, const long *stops, int nstops, const char *ckpt,
-                           const feature_set *tr, const feature_set *va, const feature_set *te) {
+static void conformer_init(trainer *t, const feature_set *tr, const feature_set *va,
+                           const feature_set *te) {
     ast_config c = tiny();
     ast_method meth;
     petal_err err;
@@ -282,9 +284,15 @@ static void run_with_stops(trainer *t, const long *stops, int nstops, const char
                                  .time_masks = 1};
     trainer_config tc = {.epochs = 4, .batch = 8, .seed = 5, .opt = adamw_defaults(5e-3f),
                        .aug = &aug};
+    PETAL_ASSERT(trainer_init(t, &c, &meth, &tc, tr, va, te, NULL, NULL, &err) == PETAL_OK);
+}
+
+static void run_with_stops(trainer *t, const long *stops, int nstops, const char *ckpt,
+                           const feature_set *tr, const feature_set *va, const feature_set *te) {
+    petal_err err;
     unlink(ckpt);
     for (int k = 0; k <= nstops; k++) {
-        PETAL_ASSERT(trainer_init(t, &c, &meth, &tc, tr, va, te, NULL, NULL, &err) == PETAL_OK);
+        conformer_init(t, tr, va, te);
         if (k > 0) CHECK(checkpoint_load(t, ckpt, "trial", &err) == PETAL_OK, "load: %s", err.msg);
         t->stop_at_step = k < nstops ? stops[k] : -1;
         int st = trainer_run(t, ckpt, "trial", &err);
@@ -327,6 +335,31 @@ static void check_resume(void) {
           "and the same metrics (%.4f vs %.4f)", ref.test_acc, t.test_acc);
     CHECK(same_history(&ref, &t), "and the same per-epoch history");
     trainer_free(&t);
+
+    // The finished checkpoint holds the best state without the live one and the
+    // moments (a quarter of full fine-tuning's size); loaded, the model takes
+    // the best state and the results are those of the run.
+    hid_t h = H5Fopen(ckpt, H5F_ACC_RDONLY, H5P_DEFAULT);
+    PETAL_ASSERT(h >= 0);
+    CHECK(H5Lexists(h, "best", H5P_DEFAULT) > 0 && H5Lexists(h, "params", H5P_DEFAULT) == 0 &&
+              H5Lexists(h, "adam_m", H5P_DEFAULT) == 0 && H5Lexists(h, "adam_v", H5P_DEFAULT) == 0,
+          "a finished checkpoint keeps the best state and drops the live state and the moments");
+    H5Fclose(h);
+    {
+        petal_err err;
+        conformer_init(&t, &tr, &va, &te);
+        CHECK(checkpoint_load(&t, ckpt, "trial", &err) == PETAL_OK, "finished load: %s", err.msg);
+        float *state = petal_falloc(ref.nbest);
+        param_pack(state, &t.m.params, PARAM_STATE);
+        CHECK(t.done && !memcmp(ref.best, state, ref.nbest * sizeof(float)) &&
+                  !memcmp(ref.best, t.best, ref.nbest * sizeof(float)),
+              "a loaded finished checkpoint puts the best state in the model");
+        free(state);
+        CHECK(ref.test_acc == t.test_acc && ref.test_loss == t.test_loss &&
+                  ref.best_epoch == t.best_epoch && same_history(&ref, &t),
+              "and gives the run's results and history");
+        trainer_free(&t);
+    }
 
     // Bad checkpoints: another configuration, a truncated file, not HDF5.
     petal_err err;
