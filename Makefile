@@ -150,11 +150,11 @@ FUZZFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -Wall -Wno-unknown-pragmas \
              -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              $(shell $(BLAS_PC) --cflags openblas 2>/dev/null) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-FUZZOBJ   := $(wildcard core/*.c) sweeps/spec.c
+FUZZOBJ   := $(wildcard core/*.c) sweeps/spec.c results/record.c
 FUZZOBJ   := $(FUZZOBJ:%.c=build/fuzz/%.o)
 FUZZBIN   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build/fuzz/%.o: %.c $(wildcard core/*.h sweeps/*.h)
+build/fuzz/%.o: %.c $(wildcard core/*.h sweeps/*.h results/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC $<"
 	@$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<

@@ -24,6 +24,9 @@
 #         sgemm_gflops=S sgemm_frac=G/S rss_mib=R torch_rss_mib=TR rss_ratio=R/TR act_mib=A
 #         kept_mib=K cpu_util=U cpu_s_per_step=C torch_cpu_util=TU torch_blas=LIB
 #         torch_blas_core=CORE
+# fp32 lines also carry torch_peak_frac (PyTorch's model GFLOP/s over peak_gflops) and
+# max_fp32_ratio = 1 / torch_peak_frac: the ratio to PyTorch that an fp32 step doing the
+# same FLOPs would reach at 100% of the FMA peak, the ceiling of any fp32 engine here.
 # gflops counts the model's FLOPs (each GEMM the step needs, once); exec_gflops also
 # counts what petal recomputes to save memory; peak_gflops is the CPU's float32 FMA
 # peak (register-only AVX-512 loop, AVX2 without AVX-512) on the same threads,
@@ -89,6 +92,12 @@ emit() {
   x=$(echo "$p" | field samples_per_s); y=$(echo "$t" | field samples_per_s)
   [ "$pb" = "$tb" ] || extra=" torch_batch=$tb"
   [ -z "$x32" ] || extra="$extra vs_fp32=$(ratio "$x" "$x32")"
+  # PyTorch's model GFLOP/s (its samples/s x the model's FLOPs per sample) over the
+  # fp32 peak, and the ratio an fp32 step of the same FLOPs at 100% of the peak would reach
+  local tpf
+  tpf=$(awk -v g="$(echo "$p" | field gflops)" -v x="$x" -v y="$y" -v pk="$(echo "$p" | field peak_gflops)" \
+        'BEGIN{printf "%.3f", g / x * y / pk}')
+  [ -n "$x32" ] || extra="$extra torch_peak_frac=$tpf max_fp32_ratio=$(ratio 1 "$tpf")"
   echo "bench method=$m frames=$(echo "$p" | field frames) batch=$pb" \
        "dtype=$(echo "$p" | field dtype) engine=$(echo "$p" | field engine)" \
        "samples_per_s=$x torch_samples_per_s=$y ratio=$(ratio "$x" "$y")$extra" \

@@ -309,6 +309,11 @@ int trial_run(trial_record *rec, const config_kv *kv, const trial_opts *opt, pet
     if (!st && ts.drill)
         st = petal_fail(err, PETAL_EINPUT, "drill: drills run only inside sweeps (petal sweep)");
     if (!st) st = check_model(&ts, kv, err);
+    if (!st && trial_cache_usable(&ts, err)) {  // before the data loads, not after
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        st = petal_fail(err, PETAL_EINPUT, "features.cache %s", why);
+    }
     if (!st && ts.fold == 0) st = trial_data_folds(&n_folds, &ts, err);
     if (!st) st = check_opts(n_folds, &ts, opt, err);
     if (!st) {

@@ -11,7 +11,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 C=build/fuzz/corpus
-mkdir -p "$C"/{config,audio,json,safetensors,checkpoint,spec}
+mkdir -p "$C"/{config,audio,json,safetensors,checkpoint,spec,record}
 # specs: the ready-made studies (their ${VAR}s set) and the sections they lack
 export PETAL_DATA=/data PETAL_BACKBONE=/data/backbone.h5
 cp sweeps/*.yaml "$C/spec/"
