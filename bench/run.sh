@@ -3,7 +3,7 @@
 # the same run; the CPU's FMA peak and a large GEMM on petal's engine are
 # measured by petal bench itself.
 #   BENCH_METHODS="full lora ..." BENCH_SIZE=base BENCH_THREADS=2 BENCH_STEPS=5 (defaults: every method)
-#   BENCH_REPEAT=R   run each side R times and keep its fastest run (the machine is shared)
+#   BENCH_REPEAT=R   run each side R times, taking turns, and keep its fastest run (the machine is shared)
 #   BENCH_BF16=0     skip the bf16-backbone lines
 #   BENCH_TORCH_CORETYPE=X  PyTorch's OpenBLAS runs kernel set X (OPENBLAS_CORETYPE for the
 #                    PyTorch process only). Default: the environment's OPENBLAS_CORETYPE
@@ -76,13 +76,13 @@ best() {
   echo "$best_line"
 }
 
+# torch <options>: one run of the PyTorch side
 torch() {
   if [ -n "${BENCH_TORCH_CORETYPE:-}" ]; then
     OPENBLAS_CORETYPE=$BENCH_TORCH_CORETYPE LD_LIBRARY_PATH=$openmp_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
-      best "$repeat" /usr/bin/python3 bench/torch_bench.py "$@"
-  else
-    LD_LIBRARY_PATH=$openmp_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} best "$repeat" \
       /usr/bin/python3 bench/torch_bench.py "$@"
+  else
+    LD_LIBRARY_PATH=$openmp_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} /usr/bin/python3 bench/torch_bench.py "$@"
   fi
 }
 
@@ -114,12 +114,23 @@ emit() {
        "torch_blas=$(echo "$t" | field blas) torch_blas_core=$(echo "$t" | field blas_core)"
 }
 
-# line <method> <frames> <petal batch> <torch batch> <steps>: the fp32 line, then the bf16 one
+# faster <line a> <line b>: the one with more samples/s (a on ties and when b is empty)
+faster() {
+  if [ -n "$2" ] && awk -v a="$(echo "$1" | field samples_per_s)" -v b="$(echo "$2" | field samples_per_s)" \
+       'BEGIN{exit !(b > a)}'; then echo "$2"; else echo "$1"; fi
+}
+
+# line <method> <frames> <petal batch> <torch batch> <steps>: the fp32 line, then the bf16 one.
+# With BENCH_REPEAT=R the two sides take turns (petal, PyTorch, petal, ...), so that a slow
+# spell of the shared machine falls on both, and each keeps its fastest run.
 line() {
-  local m=$1 f=$2 pb=$3 tb=$4 st=$5 p t p16 bb
-  p=$(best "$repeat" ./petal bench --method "$m" --size "$size" --threads "$threads" --steps "$st" \
-        --frames "$f" --batch "$pb")
-  t=$(torch --method "$m" --size "$size" --threads "$threads" --steps "$st" --frames "$f" --batch "$tb")
+  local m=$1 f=$2 pb=$3 tb=$4 st=$5 p="" t="" p16 bb
+  for _ in $(seq "$repeat"); do
+    p=$(faster "$(./petal bench --method "$m" --size "$size" --threads "$threads" --steps "$st" \
+                  --frames "$f" --batch "$pb")" "$p")
+    t=$(faster "$(torch --method "$m" --size "$size" --threads "$threads" --steps "$st" \
+                  --frames "$f" --batch "$tb")" "$t")
+  done
   emit "$p" "$t" "$pb" "$tb"
   [ "$bf16" = 1 ] && [ "$m" != full ] || return 0
   bb=$work/backbone-$f.h5
