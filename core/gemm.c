@@ -318,14 +318,17 @@ static void fma_loop_avx2(long n) {
 
 // n iterations of 12 independent bf16 dot products (vdpbf16ps: per float32
 // lane, two bf16 products added to the accumulator, 4 FLOPs) on registers only.
+// Its operands are the cancelling pairs of amx_loop (below), not zeros.
 static void dpbf16_loop_avx512(long n) {
+    static _Alignas(64) bf16 a[32], b[32];
+    for (int i = 0; i < 32; i += 2) a[i] = 0x3fb3, a[i + 1] = 0xbfb3, b[i] = b[i + 1] = 0x3f4d;
     __asm__ volatile(
         "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"
         "vmovaps %%zmm0, %%zmm1\n\tvmovaps %%zmm0, %%zmm2\n\tvmovaps %%zmm0, %%zmm3\n\t"
         "vmovaps %%zmm0, %%zmm4\n\tvmovaps %%zmm0, %%zmm5\n\tvmovaps %%zmm0, %%zmm6\n\t"
         "vmovaps %%zmm0, %%zmm7\n\tvmovaps %%zmm0, %%zmm8\n\tvmovaps %%zmm0, %%zmm9\n\t"
-        "vmovaps %%zmm0, %%zmm10\n\tvmovaps %%zmm0, %%zmm11\n\tvmovaps %%zmm0, %%zmm12\n\t"
-        "vmovaps %%zmm0, %%zmm13\n\t"
+        "vmovaps %%zmm0, %%zmm10\n\tvmovaps %%zmm0, %%zmm11\n\t"
+        "vmovdqu64 (%1), %%zmm12\n\tvmovdqu64 (%2), %%zmm13\n\t"
         "1:\n\t"
         "vdpbf16ps %%zmm12, %%zmm13, %%zmm0\n\tvdpbf16ps %%zmm12, %%zmm13, %%zmm1\n\t"
         "vdpbf16ps %%zmm12, %%zmm13, %%zmm2\n\tvdpbf16ps %%zmm12, %%zmm13, %%zmm3\n\t"
@@ -335,9 +338,9 @@ static void dpbf16_loop_avx512(long n) {
         "vdpbf16ps %%zmm12, %%zmm13, %%zmm10\n\tvdpbf16ps %%zmm12, %%zmm13, %%zmm11\n\t"
         "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"
         : "+r"(n)
-        :
+        : "r"(a), "r"(b)
         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-          "xmm10", "xmm11", "xmm12", "xmm13", "cc");
+          "xmm10", "xmm11", "xmm12", "xmm13", "cc", "memory");
 }
 
 // AMX: 8 tiles of 16 rows x 64 bytes (palette 1). Each tdpbf16ps multiplies a
@@ -350,24 +353,33 @@ typedef struct {
     uint8_t rows[16];
 } amx_tilecfg;
 
+// The operands are ordinary numbers, not zeros: on zero tiles the unit ran
+// ~20% faster here (2650-2760 against 2180-2290 GFLOP/s on one core), a
+// speed no GEMM of real data reaches. Each A pair is (x, -x) and each B pair
+// (y, y), so every pair's products cancel exactly and the accumulators stay 0
+// (no overflow however long the loop).
 static void amx_loop(long n) {
     amx_tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+    static _Alignas(64) bf16 a[512], b[512];
+    for (int i = 0; i < 512; i += 2) a[i] = 0x3fb3, a[i + 1] = 0xbfb3, b[i] = b[i + 1] = 0x3f4d;
+    long stride = 64;
     // GNU as accepts the AMX mnemonics whatever -march says; only CPUs with
     // AMX (checked by the caller) run this.
     __asm__ volatile(
         "ldtilecfg %1\n\t"
         "tilezero %%tmm0\n\ttilezero %%tmm1\n\ttilezero %%tmm2\n\ttilezero %%tmm3\n\t"
-        "tilezero %%tmm4\n\ttilezero %%tmm5\n\ttilezero %%tmm6\n\ttilezero %%tmm7\n\t"
+        "tileloadd (%2,%4,1), %%tmm4\n\ttileloadd (%2,%4,1), %%tmm5\n\t"
+        "tileloadd (%3,%4,1), %%tmm6\n\ttileloadd (%3,%4,1), %%tmm7\n\t"
         "1:\n\t"
         "tdpbf16ps %%tmm6, %%tmm4, %%tmm0\n\ttdpbf16ps %%tmm7, %%tmm4, %%tmm1\n\t"
         "tdpbf16ps %%tmm6, %%tmm5, %%tmm2\n\ttdpbf16ps %%tmm7, %%tmm5, %%tmm3\n\t"
         "dec %0\n\tjnz 1b\n\t"
         "tilerelease\n\t"
         : "+r"(n)
-        : "m"(cfg)
+        : "m"(cfg), "r"(a), "r"(b), "r"(stride)
         : "cc", "memory");
 }
 

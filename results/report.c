@@ -331,6 +331,19 @@ typedef struct {
     const char *require;  // derived key a trial needs (ablations), or NULL
 } table_plan;
 
+// An ablation table: one derived row key by one derived column key, over the
+// trials that have the `require`d part; its title (kept in title[256]) names the metric.
+static void ablation_plan(table_plan *p, char *title, const char *metric, const char *what,
+                          const char *row, const char *col, const char *require) {
+    p->kind = REPORT_ABLATION;
+    snprintf(title, 256, "%s: %s", metric, what);
+    p->title = title;
+    snprintf(p->rows[0], sizeof p->rows[0], "%s", row);
+    snprintf(p->cols[0], sizeof p->cols[0], "%s", col);
+    p->nr = p->nc = 1;
+    p->require = require;
+}
+
 static double rounded(double x, int digits) {
     double p = pow(10.0, digits);
     return round(x * p) / p;
@@ -589,24 +602,12 @@ int report_build(report_table **out, int *nout, const results_table *t, const ch
                             nw ? " that --where keeps" : "");
             goto out;
         }
-        if (have_ad) {
-            table_plan *p = &plans[np++];
-            p->kind = REPORT_ABLATION;
-            snprintf(titles[0], sizeof titles[0], "%s: adapter placement (site x form)", mt);
-            p->title = titles[0];
-            strcpy(p->rows[0], "~adapter.site"), strcpy(p->cols[0], "~adapter.form");
-            p->nr = p->nc = 1;
-            p->require = "adapter";
-        }
-        if (have_lora) {
-            table_plan *p = &plans[np++];
-            p->kind = REPORT_ABLATION;
-            snprintf(titles[1], sizeof titles[1], "%s: LoRA targets x rank", mt);
-            p->title = titles[1];
-            strcpy(p->rows[0], "~lora.targets"), strcpy(p->cols[0], "~lora.rank");
-            p->nr = p->nc = 1;
-            p->require = "lora";
-        }
+        if (have_ad)
+            ablation_plan(&plans[np], titles[np], mt, "adapter placement (site x form)", "~adapter.site",
+                          "~adapter.form", "adapter"), np++;
+        if (have_lora)
+            ablation_plan(&plans[np], titles[np], mt, "LoRA targets x rank", "~lora.targets", "~lora.rank",
+                          "lora"), np++;
     } else {
         table_plan *p = &plans[np++];
         p->kind = q->kind;

@@ -18,6 +18,7 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 # the dry run's closing line of each spec
 declare -A want=(
   [demo.yaml]="28 trials: full 8, linear 4, bitfit 4, lora 4, adapter_pfeiffer 4, prompt_deep 4"
+  [demo_dtype.yaml]="30 trials: linear 6, bitfit 6, lora 6, adapter_pfeiffer 6, prompt_deep 6"
   [paper_main.yaml]="44 trials: full 4, linear 4, bitfit 4, prompt_shallow_paper 4, prompt_deep_paper 4, prefix_paper 4, lora_paper 4, adapter_pfeiffer_paper 4, adapter_houlsby_paper 4, conformer_paper_audio 4, conformer_paper_speech 4"
   [paper_fewshot.yaml]="270 trials: full 30, linear 30, bitfit 30, prompt_deep_paper 30, prefix_paper 30, lora_paper 30, adapter_pfeiffer_paper 30, adapter_houlsby_paper 30, conformer_paper_audio 15, conformer_paper_speech 15"
   [paper_scaling.yaml]="50 trials: lora_paper 12, adapter_pfeiffer_paper 10, conformer_paper_audio 4, conformer_paper_speech 4, prompt_deep_paper 10, prefix_paper 10"
