@@ -65,17 +65,6 @@ trap 'rm -rf "$work"' EXIT
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN{printf "%.2f", x/y}'; }
 
-# best <repeat> <command...>: the output line of the run with the most samples/s
-best() {
-  local n=$1 out best_line="" best_x=0 x; shift
-  for _ in $(seq "$n"); do
-    out=$("$@")
-    x=$(echo "$out" | field samples_per_s)
-    if awk -v a="$x" -v b="$best_x" 'BEGIN{exit !(a > b)}'; then best_x=$x; best_line=$out; fi
-  done
-  echo "$best_line"
-}
-
 # torch <options>: one run of the PyTorch side
 torch() {
   if [ -n "${BENCH_TORCH_CORETYPE:-}" ]; then
@@ -121,27 +110,29 @@ faster() {
 }
 
 # line <method> <frames> <petal batch> <torch batch> <steps>: the fp32 line, then the bf16 one.
-# With BENCH_REPEAT=R the two sides take turns (petal, PyTorch, petal, ...), so that a slow
-# spell of the shared machine falls on both, and each keeps its fastest run.
+# With BENCH_REPEAT=R the runs take turns (petal fp32, PyTorch, petal bf16, petal fp32, ...),
+# so that a slow spell of the shared machine falls on every side, and each keeps its fastest.
 line() {
-  local m=$1 f=$2 pb=$3 tb=$4 st=$5 p="" t="" p16 bb
+  local m=$1 f=$2 pb=$3 tb=$4 st=$5 p="" t="" p16="" bb=""
+  if [ "$bf16" = 1 ] && [ "$m" != full ]; then
+    bb=$work/backbone-$f.h5
+    if [ ! -f "$bb" ]; then  # the backbone file, its node-wide images built once
+      ./petal model init --size "$size" --frames "$f" --out "$bb" >/dev/null
+      ./petal bench --method linear --size "$size" --threads "$threads" --steps 1 --batch 1 \
+        --frames "$f" --dtype bf16 --backbone "$bb" --backbone-cache "$work/cache" >/dev/null
+    fi
+  fi
   for _ in $(seq "$repeat"); do
     p=$(faster "$(./petal bench --method "$m" --size "$size" --threads "$threads" --steps "$st" \
                   --frames "$f" --batch "$pb")" "$p")
     t=$(faster "$(torch --method "$m" --size "$size" --threads "$threads" --steps "$st" \
                   --frames "$f" --batch "$tb")" "$t")
+    [ -z "$bb" ] || p16=$(faster "$(./petal bench --method "$m" --size "$size" --threads "$threads" \
+                  --steps "$st" --frames "$f" --batch "$pb" --dtype bf16 --backbone "$bb" \
+                  --backbone-cache "$work/cache")" "$p16")
   done
   emit "$p" "$t" "$pb" "$tb"
-  [ "$bf16" = 1 ] && [ "$m" != full ] || return 0
-  bb=$work/backbone-$f.h5
-  if [ ! -f "$bb" ]; then  # the backbone file, its node-wide images built once
-    ./petal model init --size "$size" --frames "$f" --out "$bb" >/dev/null
-    ./petal bench --method linear --size "$size" --threads "$threads" --steps 1 --batch 1 \
-      --frames "$f" --dtype bf16 --backbone "$bb" --backbone-cache "$work/cache" >/dev/null
-  fi
-  p16=$(best "$repeat" ./petal bench --method "$m" --size "$size" --threads "$threads" --steps "$st" \
-          --frames "$f" --batch "$pb" --dtype bf16 --backbone "$bb" --backbone-cache "$work/cache")
-  emit "$p16" "$t" "$pb" "$tb" "$(echo "$p" | field samples_per_s)"
+  [ -z "$bb" ] || emit "$p16" "$t" "$pb" "$tb" "$(echo "$p" | field samples_per_s)"
 }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
