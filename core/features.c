@@ -62,7 +62,7 @@ static fbank_config cache_config(const trial_settings *ts) {
 static void cache_file(char *file, size_t n, char *params, size_t np, const trial_settings *ts) {
     fbank_config fc = cache_config(ts);
     snprintf(params, np,
-             "petal-fbank v1 rate=%d mel=%d frames=%d shift=%g length=%g low=%g high=%g "
+             "petal-fbank v2 rate=%d mel=%d frames=%d shift=%g length=%g low=%g high=%g "
              "preemph=%g mean=%g std=%g resampler=libsamplerate-sinc-best",
              SAMPLE_RATE, fc.mel_bins, fc.max_length, fc.frame_shift_ms, fc.frame_length_ms,
              fc.low_freq, fc.high_freq, fc.preemph, fc.norm_mean, fc.norm_std);
