@@ -255,16 +255,22 @@ char *config_to_yaml(const config_kv *kv) {
     size_t len = 1;
     for (int i = 0; i < kv->n; i++) {
         order[i] = &kv->e[i];
-        len += strlen(kv->e[i].key) + 2 * strlen(kv->e[i].value) + 8;
+        len += strlen(kv->e[i].key) + 4 * strlen(kv->e[i].value) + 8;
     }
     qsort(order, (size_t)kv->n, sizeof *order, cmp_entry);
     char *out = petal_malloc(len), *p = out;
     for (int i = 0; i < kv->n; i++) {
-        // Double-quoted YAML scalar: escape quotes and backslashes.
+        // Double-quoted YAML scalar: quotes and backslashes escaped, and control
+        // characters as \xNN (a raw line break would be folded into a space
+        // when read back, so the text would not read back to the same value).
         p += sprintf(p, "%s: \"", order[i]->key);
-        for (const char *c = order[i]->value; *c; c++) {
+        for (const unsigned char *c = (const unsigned char *)order[i]->value; *c; c++) {
+            if (*c < 0x20 || *c == 0x7f) {
+                p += sprintf(p, "\\x%02x", *c);
+                continue;
+            }
             if (*c == '"' || *c == '\\') *p++ = '\\';
-            *p++ = *c;
+            *p++ = (char)*c;
         }
         p += sprintf(p, "\"\n");
     }
