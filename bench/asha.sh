@@ -5,8 +5,8 @@
 # curves q (1 - e^(-epoch/tau))), 30 real tiny trials on synthetic data; with
 # BENCH_ASHA_DEMO=1 also the demo study
 # sweeps/demo.yaml (needs PETAL_DATA with target/ and backbone.h5 from petal demo
-# or make demo; the grid took 16 min on the shared 2-core machine, each early-stopped
-# sweep 3-5 min): ASHA with min_epochs 2 (the setting fixed before the measurement),
+# or make demo; the grid took 5 min on the quiet 2-core machine, 16 beside other jobs, each early-stopped
+# sweep 1-5 min): ASHA with min_epochs 2 (the setting fixed before the measurement),
 # ASHA with the issue's min_epochs 1, and the median rule. Prints `asha study= ...`
 # lines. A second run on the same BENCH_ASHA_DIR reuses every finished sweep.
 cd "$(dirname "$0")/.."
