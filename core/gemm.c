@@ -1,5 +1,6 @@
 // ==== GEMM engines: oneDNN matmul primitives (cached per shape) or OpenBLAS ====
 #include "core/gemm.h"
+#include "core/vmath.h"
 
 #include <cblas.h>
 #include <cpuid.h>
@@ -227,9 +228,59 @@ static void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const fl
                 N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+// ---- sums over rows in fixed blocks ----------------------------------------------------
+
+// C (M, N) = alpha A^T B + beta C with A (K, M), B (K, N): the weight
+// gradients, summed over a batch's K = B T rows. oneDNN splits a long K over
+// its threads when C is small next to it, so the order of the sum, and its
+// last bits, followed the thread count (a LoRA trial on 1 and 2 threads
+// differed by 1.5e-7; 768 x 768 over 9440 rows differed between 8 and 16
+// threads). So K runs in blocks of ROWSUM_ROWS rows, one product each over all
+// threads (no K that short is split, checked on 1-64 threads), accumulated
+// into C in block order: the blocks depend on K alone, and so do the bits.
+#define ROWSUM_ROWS 256
+
+// The same sum with a single output row or column (a rank-1 LoRA's
+// gradients): oneDNN runs these as matrix-vector products whose split of K
+// even a 256-row block did not fix (1 and 2 threads differed, 3 did not). Here
+// each output adds its K products in order, VL outputs to a vector.
+static void rowsum_vector(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                          int ldb, float beta, float *C, int ldc) {
+    int n = M == 1 ? N : M;                    // outputs
+    const float *v = M == 1 ? A : B;           // the K scalars, one per row
+    const float *w = M == 1 ? B : A;           // the K rows of n outputs' factors
+    int ldv = M == 1 ? lda : ldb, ldw = M == 1 ? ldb : lda;
+    size_t ldo = M == 1 ? 1 : (size_t)ldc;     // output stride
+#pragma omp parallel for schedule(static) if ((size_t)n * K > 65536)
+    for (int j = 0; j < n; j += VL) {
+        size_t len = n - j < VL ? (size_t)(n - j) : VL;
+        vfloat acc = {0};
+        for (int k = 0; k < K; k++)
+            acc = vfma(vbcast(v[(size_t)k * ldv]), vload_part(w + (size_t)k * ldw + j, len), acc);
+        float out[VL];
+        vstore(out, acc);
+        for (size_t i = 0; i < len; i++) {
+            float *c = C + (j + i) * ldo;
+            *c = beta == 0.0f ? alpha * out[i] : alpha * out[i] + beta * *c;
+        }
+    }
+}
+
 void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
     PETAL_ASSERT(!bias || (alpha == 1.0f && beta == 0.0f));
+    if (ta && !tb && (M == 1 || N == 1) && !bias && M > 0 && N > 0 && K > 0) {
+        rowsum_vector(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (ta && !tb && K > ROWSUM_ROWS && !bias) {  // a sum over rows, in blocks (above)
+        for (int k0 = 0; k0 < K; k0 += ROWSUM_ROWS) {
+            int kb = K - k0 < ROWSUM_ROWS ? K - k0 : ROWSUM_ROWS;
+            gemm(1, 0, M, N, kb, alpha, A + (size_t)k0 * lda, lda, B + (size_t)k0 * ldb, ldb,
+                 k0 ? 1.0f : beta, C, ldc, NULL);
+        }
+        return;
+    }
     // Empty products (K = 0: C = beta C + bias) stay on OpenBLAS, which defines them.
     if (gemm_engine() == GEMM_OPENBLAS || M <= 0 || N <= 0 || K <= 0) {
         if (M > 0 && N > 0) blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
