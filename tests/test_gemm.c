@@ -57,7 +57,8 @@ static void test_products(const char *engine) {
     petal_err err;
     PETAL_ASSERT(gemm_select(engine, &err) == PETAL_OK);
     CHECK(!strcmp(gemm_engine_name(), engine), "engine %s selected", engine);
-    static const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 65, 17}, {130, 48, 257}, {5, 3100, 9}};
+    static const int shapes[][3] = {{1, 1, 1},     {7, 5, 3},   {33, 65, 17}, {130, 48, 257},
+                                    {5, 3100, 9}, {1, 70, 600}, {90, 1, 300}};  // K > 256: row blocks
     int bad = 0, runs = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int v = 0; v < 16; v++) {
