@@ -29,6 +29,8 @@ const char *gemm_engine_name(void);
 // row], row-major; op(A) (M, K) is A (M, K; lda) or, with ta, A^T of A (K, M;
 // lda); op(B) (K, N) likewise with tb. beta 0 overwrites C (never read), 1
 // accumulates. With bias, alpha must be 1 (it is the exact "acc + bias").
+// A sum over rows (ta and not tb: weight gradients, K = the batch's rows) gives
+// the same bits on any thread count (core/gemm.c: fixed row blocks).
 void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc, const float *bias);
 
