@@ -184,9 +184,8 @@ int checkpoint_load(trainer *t, const char *path, const char *config_text, petal
                         path, K, t->m.cfg.K);
         goto out;
     }
-    // A finished trial's file holds the best state alone (files written before
-    // this change also hold the live state and the moments; they are not read):
-    // the model takes the best state.
+    // A finished trial's file holds the best state alone (older files also hold
+    // the live state and the moments; they are not read): the model takes it.
     int done = iv[5] != 0;
     if (!done && (st = param_load_h5(&t->m.params, path, "params", PARAM_STATE, err))) goto out;
     hsize_t hn = (hsize_t)(t->tc.epochs ? t->tc.epochs : 1) * 6;
